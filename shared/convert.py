@@ -1,0 +1,136 @@
+"""Value conversion between model rows and SQLite primitives, one place for both sides.
+
+For each model we generate three small functions, the way `collections.namedtuple`
+generates its class: a loop over fields per row costs more than the SQLite call
+itself on the hot path, and a straight-line function costs almost nothing.
+
+- `encode(row)`: the values of a table model's row without its id, as primitives;
+  a related row becomes its id (UnsavedRelatedRowError if it has none).
+- `encode_deep(row)`: the same, with related fields left None for a deep save to fill.
+- `decode(values, ref)`: a model instance from stored values; each related id
+  becomes `ref(RelatedModel, id)` (a lazy row, or an already loaded one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .errors import ColumnCountMismatchError, UnsavedRelatedRowError, ValueNotStorableError
+
+if TYPE_CHECKING:
+    from .model import FieldInfo, ModelMeta
+
+Encoder = Callable[[Any], tuple[Any, ...]]
+Decoder = Callable[[Any, Callable[[type, int], Any]], Any]
+
+
+def compile_codecs(meta: ModelMeta) -> tuple[Encoder, Encoder, Decoder]:
+    """Generate `(encode, encode_deep, decode)` for one model."""
+    from .model import FieldKind
+
+    namespace: dict[str, Any] = {"_new": tuple.__new__, "_cls": meta.model}
+    names = [f"v{index}" for index in range(len(meta.fields))]
+    encoded, encoded_deep, decoded = [], [], []
+    for index, field in enumerate(meta.fields):
+        value = names[index]
+        if field.kind is FieldKind.CONVERTED:
+            assert field.adapt_convert is not None
+            namespace[f"adapt{index}"] = field.adapt_convert.adapt
+            namespace[f"convert{index}"] = field.adapt_convert.convert
+            encoded.append(f"(adapt{index}({value}) if {value} is not None else None)")
+            decoded.append(f"(convert{index}({value}) if {value} is not None else None)")
+            encoded_deep.append(encoded[-1])
+        elif field.kind is FieldKind.RELATED:
+            namespace[f"related_id{index}"] = _related_id_getter(meta.name, field)
+            namespace[f"model{index}"] = field.related
+            encoded.append(f"related_id{index}({value})")
+            decoded.append(f"(ref(model{index}, {value}) if {value} is not None else None)")
+            encoded_deep.append("None")
+        else:
+            encoded.append(value)
+            decoded.append(value)
+            encoded_deep.append(value)
+    unpack = ", ".join(names) + ","
+    source = (
+        f"def encode(row):\n    {unpack} = row\n    return ({_tuple(encoded[1:])})\n"
+        f"def encode_deep(row):\n    {unpack} = row\n"
+        f"    return ({_tuple(encoded_deep[1:])})\n"
+        f"def decode(row, ref):\n    {unpack} = row\n"
+        f"    return _new(_cls, ({_tuple(decoded)}))\n"
+    )
+    exec(compile(source, f"<codecs of {meta.name}>", "exec"), namespace)
+    return namespace["encode"], namespace["encode_deep"], namespace["decode"]
+
+
+def _tuple(parts: list[str]) -> str:
+    return "".join(part + ", " for part in parts)
+
+
+def _related_id_getter(model_name: str, field: FieldInfo) -> Callable[[Any], Any]:
+    def related_id(value: Any) -> Any:
+        if value is None or type(value) is int:
+            return value
+        row_id = value.id
+        if row_id is None:
+            raise UnsavedRelatedRowError(
+                f"{model_name}.{field.name} refers to a {type(value).__name__} that "
+                "has no id yet. Save that row first, or call save(row, deep=True)."
+            )
+        return row_id
+
+    return related_id
+
+
+def encode_value(meta: ModelMeta, field: FieldInfo, value: Any) -> Any:
+    """One field's value as a primitive (for find_by); None stays None."""
+    from .model import FieldKind
+
+    if value is None or field.kind in (FieldKind.PLAIN, FieldKind.ANY):
+        return value
+    if field.kind is FieldKind.RELATED:
+        return _related_id_getter(meta.name, field)(value)
+    assert field.adapt_convert is not None
+    try:
+        return field.adapt_convert.adapt(value)
+    except Exception as exc:
+        raise _bad_value(meta, field, value, exc) from exc
+
+
+def explain_encode_error(meta: ModelMeta, row: Any, exc: Exception) -> Exception:
+    """A clear error for a row `encode` failed on, naming the field at fault."""
+    if isinstance(exc, UnsavedRelatedRowError):
+        return exc
+    if not isinstance(row, tuple) or len(row) != len(meta.fields):
+        return ValueNotStorableError(
+            f"expected a {meta.name} row with {len(meta.fields)} fields, got {row!r}."
+        )
+    for field, value in zip(meta.fields, row):
+        try:
+            encode_value(meta, field, value)
+        except Exception as field_exc:
+            return field_exc
+    return ValueNotStorableError(f"cannot store {meta.name} row: {exc}")
+
+
+def explain_decode_error(meta: ModelMeta, values: Any, exc: Exception) -> Exception:
+    """A clear error for stored values `decode` failed on."""
+    if len(values) != len(meta.fields):
+        return ColumnCountMismatchError(
+            f"the query returned {len(values)} columns but {meta.name} has "
+            f"{len(meta.fields)} fields ({', '.join(meta.field_names)}). Select "
+            "exactly those columns, in that order."
+        )
+    return ValueNotStorableError(
+        f"cannot read a {meta.name} row from stored values: {exc}. Is the field "
+        "type the one the data was written with?"
+    )
+
+
+def _bad_value(
+    meta: ModelMeta, field: FieldInfo, value: Any, exc: Exception
+) -> ValueNotStorableError:
+    return ValueNotStorableError(
+        f"{meta.name}.{field.name} = {value!r} cannot be stored as "
+        f"{getattr(field.python_type, '__qualname__', field.python_type)}: {exc}"
+    )
