@@ -1,0 +1,11 @@
+"""The client: `connect(address)` gives an object with the `Engine` methods.
+
+    from micro_namedtuple_sqlite_persister.client import connect
+    engine = connect("tcp://127.0.0.1:5555")
+    row = engine.save(MyModel(None, "Bart", 6.5))
+"""
+
+from .cursor import RemoteCursor
+from .engine import RemoteEngine, connect
+
+__all__ = ["RemoteCursor", "RemoteEngine", "connect"]

@@ -63,7 +63,7 @@ def insert_row(cursor: sqlite3.Cursor, spec: TableSpec, values: Sequence[Any]) -
     try:
         cursor.execute(spec.insert_sql, values)
     except OverflowError as exc:
-        raise _not_storable(spec, values, exc) from exc
+        raise not_storable_error(spec, values, exc) from exc
     return cursor.lastrowid  # type: ignore[return-value]
 
 
@@ -74,7 +74,7 @@ def update_row(
     try:
         cursor.execute(spec.update_sql, (*values, row_id))
     except OverflowError as exc:
-        raise _not_storable(spec, values, exc) from exc
+        raise not_storable_error(spec, values, exc) from exc
     if cursor.rowcount != 1:
         raise RowNotFoundError(
             f"cannot update {spec.name} id={row_id}: no such row in table "
@@ -193,14 +193,20 @@ def _referenced_ids(
     return into
 
 
-def _not_storable(
+def not_storable_error(
     spec: TableSpec, values: Sequence[Any], exc: Exception
 ) -> ValueNotStorableError:
+    """The error for values SQLite (or msgpack) refused, naming the column."""
     columns = spec.columns[1:] if spec.has_id else spec.columns
     for column, value in zip(columns, values):
-        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        if not fits_sqlite(value):
             return ValueNotStorableError(
                 f"{spec.name}.{column} = {value} does not fit SQLite's 64-bit "
                 "integer; store it as str or register an adapter for a wider type."
             )
     return ValueNotStorableError(f"{spec.name}: a value cannot be stored: {exc}")
+
+
+def fits_sqlite(value: Any) -> bool:
+    """False for an int outside SQLite's (and msgpack's) signed 64-bit range."""
+    return not isinstance(value, int) or -(2**63) <= value < 2**63

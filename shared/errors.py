@@ -88,3 +88,13 @@ def _all_error_classes() -> dict[str, type[BaseException]]:
 
 
 BY_NAME = _all_error_classes()
+
+
+class UnknownModelError(ProtocolError):
+    """The server does not know a model fingerprint (e.g. it restarted).
+
+    The client handles this itself by registering the model again.
+    """
+
+
+BY_NAME["UnknownModelError"] = UnknownModelError

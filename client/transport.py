@@ -1,0 +1,142 @@
+"""Request/reply over a DEALER socket, one socket per thread, made lazily.
+
+A forked child gets a fresh context and sockets on first use (the parent's are
+left alone, as ZeroMQ requires). A request that gets no reply is re-sent with the
+same request id at growing intervals until its deadline: the server answers a
+retried write from its record instead of applying it twice. Past the deadline
+the call raises ServerTimeoutError; nothing ever waits without a timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import zmq
+
+from micro_namedtuple_sqlite_persister import wire
+from micro_namedtuple_sqlite_persister.errors import ServerTimeoutError
+
+log = logging.getLogger(__name__)
+
+FIRST_RESEND_S = 1.0
+# Contexts and sockets inherited over fork: kept referenced, never used or closed
+# in the child, so garbage collection cannot disturb the parent's.
+_inherited: list[Any] = []
+
+
+class Transport:
+    """Sends requests to one server address and returns their results."""
+
+    def __init__(self, address: str, timeout: float) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._context: zmq.Context[Any] | None = None
+        self._local = threading.local()
+        self._sockets: list[zmq.Socket[Any]] = []
+        self._client_id = os.urandom(8)
+        self._counter = itertools.count(1)
+
+    def next_request_id(self) -> bytes:
+        return self._client_id + next(self._counter).to_bytes(8, "big")
+
+    def request(
+        self,
+        op: str,
+        args: list[Any],
+        options: dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """The server's result for `op`; its error re-raised as the same class.
+
+        Raises ServerTimeoutError when no reply comes within `timeout` (default:
+        the transport's) and OverflowError for an int msgpack cannot carry.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        request_id = self.next_request_id()
+        options = dict(options or {}, timeout_ms=int(timeout * 1000))
+        frame = wire.encode_request(request_id, op, args, options)
+        is_ok, payload = self._exchange(request_id, frame, timeout, op)
+        if not is_ok:
+            raise wire.error_from_reply(payload)
+        return payload
+
+    def _exchange(
+        self, request_id: bytes, frame: bytes, timeout: float, op: str
+    ) -> tuple[bool, Any]:
+        sock = self._socket()
+        deadline = time.monotonic() + timeout
+        resend_in = FIRST_RESEND_S
+        while True:
+            is_sent = _send_until(sock, frame, deadline)
+            next_resend = min(deadline, time.monotonic() + resend_in)
+            while is_sent and (remaining := next_resend - time.monotonic()) > 0:
+                if not sock.poll(remaining * 1000, zmq.POLLIN):
+                    break
+                reply_id, is_ok, payload = wire.decode_reply(sock.recv())
+                if reply_id == request_id:
+                    return is_ok, payload
+                log.debug("discarded a late reply to an earlier request")
+            if time.monotonic() >= deadline:
+                raise ServerTimeoutError(
+                    f"no reply from the server at {self.address} to {op} within "
+                    f"{timeout:g} s. Is the server running and reachable? The "
+                    "request may still have been applied; retrying is safe."
+                )
+            resend_in *= 2
+            log.debug("no reply yet, re-sending op=%s", op)
+
+    def _socket(self) -> zmq.Socket[Any]:
+        if os.getpid() != self._pid:
+            _inherited.append((self._context, self._sockets))
+            self._reset()
+        sock: zmq.Socket[Any] | None = getattr(self._local, "socket", None)
+        if sock is None:
+            with self._lock:
+                if self._context is None:
+                    self._context = zmq.Context()
+                sock = self._context.socket(zmq.DEALER)
+                sock.setsockopt(zmq.LINGER, 0)
+                # Queue only on live connections: a request to a dead server
+                # times out instead of being delivered long after we gave up.
+                sock.setsockopt(zmq.IMMEDIATE, 1)
+                sock.setsockopt(zmq.RECONNECT_IVL, 100)
+                sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+                sock.connect(self.address)
+                self._sockets.append(sock)
+            self._local.socket = sock
+        return sock
+
+    def close(self) -> None:
+        """Close this process's sockets. Later requests open new ones."""
+        if os.getpid() != self._pid:
+            return
+        with self._lock:
+            for sock in self._sockets:
+                sock.close(linger=0)
+            if self._context is not None:
+                self._context.term()
+        self._reset()
+
+
+def _send_until(sock: zmq.Socket[Any], frame: bytes, deadline: float) -> bool:
+    """Send once a connection exists; False if none came up before `deadline`."""
+    while True:
+        try:
+            sock.send(frame, zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            sock.poll(min(remaining, 0.05) * 1000, zmq.POLLOUT)
+

@@ -1,0 +1,438 @@
+"""The server: one ROUTER socket, one writer, reader threads, one I/O thread.
+
+The I/O thread receives every request. It runs writes (and point reads, which
+are short) itself on the writer's connection, draining whatever is waiting into
+one batch and committing it once before replying. Queries and deep finds go to
+reader threads, whose replies come back through an inproc PULL socket.
+See server/DESIGN.md for the reasoning.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import zmq
+
+from micro_namedtuple_sqlite_persister import wire
+from micro_namedtuple_sqlite_persister.errors import (
+    PersisterError,
+    ProtocolError,
+    ServerTimeoutError,
+    TransactionError,
+)
+from micro_namedtuple_sqlite_persister.spec import TableSpec
+
+from .handlers import Handlers
+from .readers import Reader, ReaderPool
+from .writer import Writer
+
+log = logging.getLogger(__name__)
+
+REPLY_ADDRESS = "inproc://mnsp-reader-replies"
+POINT_READS = frozenset({"find", "find_by"})
+
+
+@dataclass
+class ServerConfig:
+    """Everything the server can be told; the CLI maps its options onto this."""
+
+    db_path: str
+    binds: list[str] = field(default_factory=lambda: [wire.DEFAULT_ADDRESS])
+    synchronous: str = "normal"
+    readers: int = 2
+    max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES
+    max_batch: int = 512
+    max_queued_per_client: int = 1000
+    lease_timeout_s: float = 10.0
+    page_rows: int = 1000
+    cursor_idle_s: float = 60.0
+    dedupe_window_s: float = 600.0
+    stop_timeout_s: float = 10.0
+    is_insecure: bool = False
+
+
+@dataclass
+class Deferred:
+    """A write that waits for another client's lease to end."""
+
+    identity: bytes
+    request_id: bytes
+    op: str
+    args: list[Any]
+    options: dict[str, Any]
+    give_up_at: float
+
+
+class Server:
+    """Serves one database file until `stop()` is called (from any thread)."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        check_bind_addresses(config.binds, config.is_insecure)
+        self.config = config
+        self.specs: dict[str, TableSpec] = {}
+        self.handlers = Handlers(self.specs)
+        self.counts = {"requests": 0, "writes": 0, "reads": 0, "errors": 0, "dropped": 0}
+        self._stop_requested = threading.Event()
+        self._deferred: deque[Deferred] = deque()
+        self._replies: list[tuple[bytes, bytes]] = []
+        self._context: zmq.Context[Any] = zmq.Context()
+        self.writer = Writer(
+            config.db_path,
+            self.handlers,
+            synchronous=config.synchronous,
+            dedupe_window_s=config.dedupe_window_s,
+        )
+
+    def stop(self) -> None:
+        """Ask the serving loop to finish: answer what it has, commit, return."""
+        self._stop_requested.set()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Bind, serve until stopped, then shut down cleanly. Call from one thread."""
+        router = self._bind()
+        pull = self._context.socket(zmq.PULL)
+        pull.bind(REPLY_ADDRESS)
+        readers = ReaderPool([self._reader(i) for i in range(self.config.readers)])
+        readers.start()
+        started = time.monotonic()
+        try:
+            self._loop(router, pull, readers)
+        finally:
+            self._shut_down(router, pull, readers)
+            log.info(
+                "stopped seconds=%.1f commits=%d %s",
+                time.monotonic() - started,
+                self.writer.commits,
+                " ".join(f"{name}={count}" for name, count in self.counts.items()),
+            )
+
+    def _bind(self) -> zmq.Socket[Any]:
+        router = self._context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        router.setsockopt(zmq.RCVHWM, 100_000)
+        router.setsockopt(zmq.SNDHWM, 100_000)
+        for address in self.config.binds:
+            try:
+                router.bind(address)
+            except zmq.ZMQError as exc:
+                log.error("cannot bind address=%s reason=%s", address, exc)
+                router.close(linger=0)
+                raise
+            if address.startswith("ipc://"):
+                os.chmod(address[len("ipc://") :], 0o600)
+            log.info("listening address=%s database=%s", address, self.config.db_path)
+        return router
+
+    def _reader(self, index: int) -> Reader:
+        return Reader(
+            index,
+            self.config.db_path,
+            self.handlers,
+            self._context,
+            REPLY_ADDRESS,
+            self.config.page_rows,
+            self.config.cursor_idle_s,
+            explain_error,
+        )
+
+    def _shut_down(
+        self, router: zmq.Socket[Any], pull: zmq.Socket[Any], readers: ReaderPool
+    ) -> None:
+        """Answer what was received, commit, close. Runs even after an error."""
+        try:
+            self._receive_batch(router, readers)
+            readers.stop(self.config.stop_timeout_s)
+            self._forward_reader_replies(router, pull)
+            for deferred in self._deferred:
+                self._queue_error(
+                    deferred.identity,
+                    deferred.request_id,
+                    ServerTimeoutError("the server stopped before this write ran"),
+                )
+            self._deferred.clear()
+            self.writer.close()
+            self._send_replies(router)
+        finally:
+            router.close(linger=int(self.config.stop_timeout_s * 1000))
+            pull.close(linger=0)
+            self._context.term()
+
+    # -- the loop ------------------------------------------------------------------
+
+    def _loop(
+        self, router: zmq.Socket[Any], pull: zmq.Socket[Any], readers: ReaderPool
+    ) -> None:
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
+        while not self._stop_requested.is_set():
+            events = dict(poller.poll(100))
+            if pull in events:
+                self._forward_reader_replies(router, pull)
+            if router in events:
+                self._receive_batch(router, readers)
+            if self.writer.expire_lease_if_due():
+                self._run_deferred(readers)
+                self._finish_batch(router)
+
+    def _receive_batch(self, router: zmq.Socket[Any], readers: ReaderPool) -> None:
+        """Handle every waiting request (up to max_batch), commit once, reply."""
+        for _ in range(self.config.max_batch):
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self._handle_message(frames, readers)
+        self._run_deferred(readers)
+        self._finish_batch(router)
+
+    def _finish_batch(self, router: zmq.Socket[Any]) -> None:
+        if self.writer.lease is None:
+            try:
+                self.writer.commit()
+            except sqlite3.Error as exc:
+                log.error("commit failed, batch rolled back reason=%s", exc)
+                self._fail_batch(exc)
+        self._send_replies(router)
+
+    def _fail_batch(self, exc: sqlite3.Error) -> None:
+        """After a failed commit no reply of the batch may claim success."""
+        failed = []
+        for identity, frame in self._replies:
+            request_id = wire.decode_reply(frame)[0]
+            failed.append((identity, wire.encode_error(request_id, exc)))
+        self._replies = failed
+
+    def _send_replies(self, router: zmq.Socket[Any]) -> None:
+        for identity, frame in self._replies:
+            router.send_multipart([identity, frame])
+        self._replies.clear()
+
+    def _forward_reader_replies(
+        self, router: zmq.Socket[Any], pull: zmq.Socket[Any]
+    ) -> None:
+        while True:
+            try:
+                identity, frame = pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            router.send_multipart([identity, frame])
+
+    # -- one request ----------------------------------------------------------------
+
+    def _handle_message(self, frames: list[bytes], readers: ReaderPool) -> None:
+        identity = frames[0]
+        self.counts["requests"] += 1
+        if len(frames) != 2:
+            self._drop(identity, sum(map(len, frames)), "expected one frame")
+            return
+        try:
+            request_id, op, args, options = wire.decode_request(
+                frames[1], self.config.max_message_bytes
+            )
+        except ProtocolError as exc:
+            self._drop(identity, len(frames[1]), str(exc))
+            return
+        self._dispatch(identity, request_id, op, args, options, readers)
+
+    def _drop(self, identity: bytes, size: int, reason: str) -> None:
+        self.counts["dropped"] += 1
+        log.warning(
+            "dropped frame client=%s bytes=%d reason=%s", identity.hex(), size, reason
+        )
+
+    def _dispatch(
+        self,
+        identity: bytes,
+        request_id: bytes,
+        op: str,
+        args: list[Any],
+        options: dict[str, Any],
+        readers: ReaderPool,
+    ) -> None:
+        try:
+            if op in wire.CONTROL_OPS:
+                self._queue_reply(identity, request_id, self._control(op, args))
+            elif op in wire.LEASE_OPS or "lease" in options:
+                self._in_lease(identity, request_id, op, args, options)
+            elif op in wire.WRITE_OPS:
+                self._write_or_defer(identity, request_id, op, args, options)
+            elif self.writer.lease is None and _is_point_read(op, args):
+                self.counts["reads"] += 1
+                self._queue_reply(identity, request_id, self.writer.read(op, args))
+            else:
+                self.counts["reads"] += 1
+                readers.submit((identity, request_id, op, args))
+        except Exception as exc:
+            self._queue_error(identity, request_id, explain_error(exc))
+
+    def _control(self, op: str, args: list[Any]) -> Any:
+        if op == "register":
+            if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], list):
+                raise ProtocolError("register takes one array of table specs")
+            return self.handlers.register(args[0])
+        # ping and commit: every acknowledged write is already committed.
+        return {"protocol": wire.PROTOCOL_VERSION, "pid": os.getpid()}
+
+    def _write_or_defer(
+        self,
+        identity: bytes,
+        request_id: bytes,
+        op: str,
+        args: list[Any],
+        options: dict[str, Any],
+    ) -> None:
+        if self.writer.lease is not None:
+            self._defer(identity, request_id, op, args, options)
+            return
+        self.counts["writes"] += 1
+        self._queue_reply(identity, request_id, self.writer.write(request_id, op, args))
+
+    def _defer(
+        self,
+        identity: bytes,
+        request_id: bytes,
+        op: str,
+        args: list[Any],
+        options: dict[str, Any],
+    ) -> None:
+        waiting = sum(1 for deferred in self._deferred if deferred.identity == identity)
+        if waiting >= self.config.max_queued_per_client:
+            raise PersisterError(
+                f"this client already has {waiting} requests waiting for another "
+                "client's transaction (limit --max-queued-per-client); retry later."
+            )
+        timeout_ms = options.get("timeout_ms")
+        wait_s = timeout_ms / 1000 if isinstance(timeout_ms, int | float) else 60.0
+        self._deferred.append(
+            Deferred(identity, request_id, op, args, options, time.monotonic() + wait_s)
+        )
+
+    def _in_lease(
+        self,
+        identity: bytes,
+        request_id: bytes,
+        op: str,
+        args: list[Any],
+        options: dict[str, Any],
+    ) -> None:
+        """begin / commit_lease / rollback_lease, and requests inside a lease."""
+        if op == "begin":
+            if self.writer.lease is not None:
+                self._defer(identity, request_id, op, args, options)
+                return
+            self.writer.commit()
+            self.writer.begin_lease(request_id, identity, self._lease_timeout(options))
+            self._queue_reply(identity, request_id, request_id)
+            return
+        self.writer.check_lease(options.get("lease"))
+        if op in ("commit_lease", "rollback_lease"):
+            self.writer.end_lease(is_commit=op == "commit_lease")
+            self._queue_reply(identity, request_id, None)
+            return
+        if op in wire.WRITE_OPS:
+            self.counts["writes"] += 1
+            self._queue_reply(identity, request_id, self.writer.write(request_id, op, args))
+        elif op == "query":
+            self.counts["reads"] += 1
+            self._queue_reply(identity, request_id, self._query_in_lease(args))
+        elif op in POINT_READS:
+            self.counts["reads"] += 1
+            self._queue_reply(identity, request_id, self.writer.read(op, args))
+        else:
+            raise TransactionError(f"{op} is not available inside a transaction.")
+
+    def _query_in_lease(self, args: list[Any]) -> list[Any]:
+        """A query inside a transaction sees its writes; it returns one page only.
+
+        Limit: the whole result comes back at once, not in pages.
+        """
+        key, sql, params, is_deep, _ = args
+        rows = self.writer.cursor.execute(sql, params).fetchall()
+        spec = self.handlers.spec(key) if is_deep else None
+        related = (
+            self.handlers.load_related(self.writer.cursor, spec, rows)
+            if spec is not None and rows
+            else None
+        )
+        return [None, rows, related]
+
+    def _lease_timeout(self, options: dict[str, Any]) -> float:
+        requested = options.get("lease_timeout_s")
+        if isinstance(requested, int | float) and 0 < requested:
+            return min(float(requested), self.config.lease_timeout_s)
+        return self.config.lease_timeout_s
+
+    def _run_deferred(self, readers: ReaderPool) -> None:
+        """Replay writes that waited for a lease, until one starts a new lease."""
+        while self._deferred and self.writer.lease is None:
+            deferred = self._deferred.popleft()
+            if time.monotonic() > deferred.give_up_at:
+                self._queue_error(
+                    deferred.identity,
+                    deferred.request_id,
+                    ServerTimeoutError(
+                        "gave up waiting for another client's transaction to end"
+                    ),
+                )
+                continue
+            self._dispatch(
+                deferred.identity,
+                deferred.request_id,
+                deferred.op,
+                deferred.args,
+                deferred.options,
+                readers,
+            )
+
+    def _queue_reply(self, identity: bytes, request_id: bytes, result: Any) -> None:
+        self._replies.append((identity, wire.encode_reply(request_id, result)))
+
+    def _queue_error(self, identity: bytes, request_id: bytes, exc: BaseException) -> None:
+        self.counts["errors"] += 1
+        log.debug("error reply client=%s error=%r", identity.hex(), exc)
+        self._replies.append((identity, wire.encode_error(request_id, exc)))
+
+
+def _is_point_read(op: str, args: list[Any]) -> bool:
+    """find (not deep) and find_by: short enough to run on the I/O thread."""
+    return op == "find_by" or (op == "find" and len(args) == 3 and not args[2])
+
+
+def explain_error(exc: BaseException) -> BaseException:
+    """The error to send back: ours and SQLite's as they are, others as bad input."""
+    if isinstance(exc, PersisterError | sqlite3.Error):
+        return exc
+    return ProtocolError(f"malformed request arguments: {type(exc).__name__}: {exc}")
+
+
+def check_bind_addresses(binds: list[str], is_insecure: bool) -> None:
+    """Refuse TCP addresses other than loopback unless told the network is trusted."""
+    for address in binds:
+        if not address.startswith("tcp://") or is_insecure:
+            continue
+        host = urlsplit(address).hostname or ""
+        if host == "localhost":
+            continue
+        try:
+            is_loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            is_loopback = False
+        if not is_loopback:
+            raise PersisterError(
+                f"refusing to listen on {address}: it is reachable from other hosts "
+                "and this server has no authentication. Bind to 127.0.0.1 or an "
+                "ipc:// path, or pass --insecure on a network you trust."
+            )

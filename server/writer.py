@@ -1,0 +1,211 @@
+"""The writer: the only connection that writes, owned by the server's I/O thread.
+
+Each write runs in its own savepoint inside the batch's transaction, so a failing
+request rolls back alone. The I/O thread commits once per batch and only then
+sends the replies (group commit): an acknowledged write is a committed write.
+
+Every applied write is recorded in `_mnsp_applied` with its request id and reply,
+in the same savepoint. A retried request (the reply was lost, not the write) gets
+the recorded reply instead of being applied twice, also after a restart.
+Limit: ids are remembered for `dedupe_window_s`; a retry after that applies again.
+
+A write lease (a client's `transaction()`) holds the transaction open across
+requests of one client until it commits, rolls back, or goes silent too long.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from micro_namedtuple_sqlite_persister import wire
+from micro_namedtuple_sqlite_persister.errors import TransactionError
+
+from .handlers import Handlers
+
+log = logging.getLogger(__name__)
+
+APPLIED_TABLE = "_mnsp_applied"
+PRUNE_INTERVAL_S = 30.0
+
+
+@dataclass
+class Lease:
+    """An open transaction owned by one client's `transaction()` block."""
+
+    token: bytes
+    identity: bytes
+    timeout_s: float
+    expires_at: float
+
+    def touch(self) -> None:
+        self.expires_at = time.monotonic() + self.timeout_s
+
+
+class Writer:
+    """The write connection, its transaction, the lease and the applied-id record."""
+
+    def __init__(
+        self,
+        path: str,
+        handlers: Handlers,
+        *,
+        synchronous: str,
+        dedupe_window_s: float,
+    ) -> None:
+        self.handlers = handlers
+        self.connection = sqlite3.connect(path, isolation_level=None)
+        self.cursor = self.connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            f"synchronous={synchronous}",
+            "foreign_keys=ON",
+            "busy_timeout=5000",
+        ):
+            self.cursor.execute(f"PRAGMA {pragma}")
+        self.cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {APPLIED_TABLE} (request_id BLOB PRIMARY "
+            "KEY, reply BLOB NOT NULL, applied_at REAL NOT NULL) WITHOUT ROWID"
+        )
+        self.lease: Lease | None = None
+        self.commits = 0
+        self._dedupe_window_s = dedupe_window_s
+        self._applied: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
+        self._uncommitted_ids: list[bytes] = []
+        self._expired_tokens: OrderedDict[bytes, None] = OrderedDict()
+        self._next_prune = 0.0
+        self._load_applied()
+
+    def _load_applied(self) -> None:
+        cutoff = time.time() - self._dedupe_window_s
+        rows = self.cursor.execute(
+            f"SELECT request_id, reply, applied_at FROM {APPLIED_TABLE} "
+            "WHERE applied_at >= ? ORDER BY applied_at",
+            (cutoff,),
+        )
+        for request_id, reply, applied_at in rows:
+            self._applied[request_id] = (reply, applied_at)
+
+    # -- requests ----------------------------------------------------------------
+
+    def write(self, request_id: bytes, op: str, args: list[Any]) -> Any:
+        """Apply one write in its own savepoint, or return the reply it already got."""
+        recorded = self._applied.get(request_id)
+        if recorded is not None:
+            log.debug("duplicate request answered from the record op=%s", op)
+            return wire.unpack(recorded[0])
+        if not self.connection.in_transaction:
+            self.cursor.execute("BEGIN IMMEDIATE")
+        self.cursor.execute("SAVEPOINT request")
+        try:
+            result = self.handlers.by_op[op](self.cursor, args)
+            reply = wire.pack(result)
+            now = time.time()
+            self.cursor.execute(
+                f"INSERT INTO {APPLIED_TABLE} VALUES (?, ?, ?)", (request_id, reply, now)
+            )
+        except BaseException:
+            self.cursor.execute("ROLLBACK TO request")
+            self.cursor.execute("RELEASE request")
+            raise
+        self.cursor.execute("RELEASE request")
+        self._applied[request_id] = (reply, now)
+        self._uncommitted_ids.append(request_id)
+        return result
+
+    def read(self, op: str, args: list[Any]) -> Any:
+        """A read on the write connection (it sees the open transaction's writes)."""
+        return self.handlers.by_op[op](self.cursor, args)
+
+    def commit(self) -> None:
+        """Commit the open transaction, if any. On failure roll back and re-raise."""
+        if not self.connection.in_transaction:
+            return
+        try:
+            self.cursor.execute("COMMIT")
+        except sqlite3.Error:
+            self.rollback()
+            raise
+        self.commits += 1
+        self._uncommitted_ids.clear()
+        self._prune_applied()
+
+    def rollback(self) -> None:
+        """Roll back the open transaction and forget the ids it recorded."""
+        if self.connection.in_transaction:
+            self.cursor.execute("ROLLBACK")
+        for request_id in self._uncommitted_ids:
+            self._applied.pop(request_id, None)
+        self._uncommitted_ids.clear()
+
+    # -- leases ------------------------------------------------------------------
+
+    def begin_lease(self, token: bytes, identity: bytes, timeout_s: float) -> None:
+        """Start a client's transaction. The caller committed the batch before."""
+        assert self.lease is None and not self.connection.in_transaction
+        self.cursor.execute("BEGIN IMMEDIATE")
+        self.lease = Lease(token, identity, timeout_s, 0.0)
+        self.lease.touch()
+
+    def end_lease(self, *, is_commit: bool) -> None:
+        if is_commit:
+            self.commit()
+        else:
+            self.rollback()
+        self.lease = None
+
+    def check_lease(self, token: Any) -> None:
+        """Raise TransactionError unless `token` is the lease being held."""
+        if self.lease is not None and token == self.lease.token:
+            self.lease.touch()
+            return
+        if token in self._expired_tokens:
+            raise TransactionError(
+                "this transaction was rolled back: its write lease expired after "
+                "the client sent nothing for the lease timeout. Keep transactions "
+                "short, or start the server with a longer --lease-timeout."
+            )
+        raise TransactionError(
+            "this transaction is no longer open on the server (was it restarted?); "
+            "its writes were rolled back. Run the transaction again."
+        )
+
+    def expire_lease_if_due(self) -> bool:
+        """Roll back a lease whose client went silent; True if one expired."""
+        if self.lease is None or time.monotonic() < self.lease.expires_at:
+            return False
+        log.warning(
+            "write lease expired, rolled back client=%s timeout_s=%.1f",
+            self.lease.identity.hex(),
+            self.lease.timeout_s,
+        )
+        self._expired_tokens[self.lease.token] = None
+        while len(self._expired_tokens) > 1000:
+            self._expired_tokens.popitem(last=False)
+        self.end_lease(is_commit=False)
+        return True
+
+    # -- upkeep ------------------------------------------------------------------
+
+    def _prune_applied(self) -> None:
+        now = time.time()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL_S
+        cutoff = now - self._dedupe_window_s
+        while self._applied:
+            request_id, (_, applied_at) = next(iter(self._applied.items()))
+            if applied_at >= cutoff:
+                break
+            del self._applied[request_id]
+        self.cursor.execute(f"DELETE FROM {APPLIED_TABLE} WHERE applied_at < ?", (cutoff,))
+
+    def close(self) -> None:
+        if self.lease is not None:
+            self.end_lease(is_commit=False)
+        self.commit()
+        self.connection.close()
