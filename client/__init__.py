@@ -1,6 +1,9 @@
 """The client: `connect(address)` gives an object with the `Engine` methods.
 
+Example (with a server running on the default address)::
+
     from micro_namedtuple_sqlite_persister.client import connect
+
     engine = connect("tcp://127.0.0.1:5555")
     row = engine.save(MyModel(None, "Bart", 6.5))
 """

@@ -38,7 +38,9 @@ class RemoteCursor:
         cursor_id, rows, related = page
         self._cursor_id = cursor_id
         if self._is_deep and rows:
-            self._buffer.extend(self._engine.build_deep(self._meta, rows, related or {}))
+            self._buffer.extend(
+                self._engine.build_deep(self._meta, rows, related or {})
+            )
         else:
             lazy = self._engine._lazy
             self._buffer.extend(decode_checked(self._meta, row, lazy) for row in rows)

@@ -45,7 +45,9 @@ class RemoteEngine:
     to worker processes (fork or spawn: each process connects on first use).
     """
 
-    def __init__(self, address: str = wire.DEFAULT_ADDRESS, timeout: float = 10.0) -> None:
+    def __init__(
+        self, address: str = wire.DEFAULT_ADDRESS, timeout: float = 10.0
+    ) -> None:
         self.address = address
         self.timeout = timeout
         self._transport = Transport(address, timeout)
@@ -79,7 +81,7 @@ class RemoteEngine:
         except OverflowError as exc:
             raise core.not_storable_error(meta.spec, values, exc) from exc
         if row_id is None:
-            return tuple.__new__(type(row), (saved_id, *row[1:]))  # type: ignore[index]
+            return tuple.__new__(type(row), (saved_id, *row[1:]))  # type: ignore[index, type-var]
         return row
 
     def save_many(self, rows: Sequence[M], deep: bool = False) -> list[M]:
@@ -89,7 +91,7 @@ class RemoteEngine:
     def _save_trees(self, rows: Sequence[Any], *, is_deep: bool) -> list[Any]:
         nodes: list[core.Node] = []
         sources: list[Any] = []
-        ends = []
+        trees = []
         for row in rows:
             tree_nodes, tree_rows = flatten_tree(row) if is_deep else _one_node(row)
             offset = len(nodes)
@@ -97,20 +99,22 @@ class RemoteEngine:
                 shifted = [(value_index, node + offset) for value_index, node in refs]
                 nodes.append((key, row_id, values, shifted))
             sources += tree_rows
-            ends.append(len(nodes))
+            trees.append(tree_nodes)
         metas = _unique_metas(sources)
         try:
             ids = self._call("save_nodes", [nodes], *metas)
         except OverflowError as exc:
             raise _overflow_error(nodes, metas, exc) from exc
         saved, start = [], 0
-        for end in ends:
-            saved.append(rebuild_saved(nodes[start:end], sources[start:end], ids[start:end]))
+        for tree_nodes in trees:
+            # Rebuild from the tree's own nodes: their references are not shifted.
+            end = start + len(tree_nodes)
+            saved.append(rebuild_saved(tree_nodes, sources[start:end], ids[start:end]))
             start = end
         return saved
 
     def delete(self, model_or_row: Any, id: int | None = None) -> None:
-        """Delete by `delete(Model, id)` or `delete(row)`; RowNotFoundError if absent."""
+        """Delete by `delete(Model, id)` or `delete(row)`; RowNotFoundError if none."""
         model, row_id = (
             (type(model_or_row), model_or_row[0]) if id is None else (model_or_row, id)
         )
@@ -162,7 +166,9 @@ class RemoteEngine:
         is_deep = bool(deep and meta.related)
         wire_params = dict(params) if isinstance(params, Mapping) else list(params)
         if _is_read_only(sql):
-            page = self._call("query", [meta.spec.key, sql, wire_params, is_deep, None], meta)
+            page = self._call(
+                "query", [meta.spec.key, sql, wire_params, is_deep, None], meta
+            )
         else:
             page = [None, self._call("execute", [sql, wire_params]), None]
         return RemoteCursor(self, meta, page, is_deep)
@@ -187,7 +193,9 @@ class RemoteEngine:
         """
         if getattr(self._local, "lease", None) is not None:
             raise TransactionError("transaction() cannot be nested inside another.")
-        options = {} if lease_timeout_s is None else {"lease_timeout_s": lease_timeout_s}
+        options = (
+            {} if lease_timeout_s is None else {"lease_timeout_s": lease_timeout_s}
+        )
         self._local.lease = self._transport.request("begin", [], options)
         try:
             yield
@@ -245,12 +253,18 @@ class RemoteEngine:
         missing = [meta for meta in metas if meta.spec.key not in self._registered]
         if not missing:
             return
-        specs = {m.spec.key: m.spec for meta in missing for m in related_models(meta.model)}
-        self._transport.request("register", [[spec.to_wire() for spec in specs.values()]])
+        specs = {
+            m.spec.key: m.spec for meta in missing for m in related_models(meta.model)
+        }
+        self._transport.request(
+            "register", [[spec.to_wire() for spec in specs.values()]]
+        )
         self._registered.update(specs)
 
 
-def connect(address: str = wire.DEFAULT_ADDRESS, *, timeout: float = 10.0) -> RemoteEngine:
+def connect(
+    address: str = wire.DEFAULT_ADDRESS, *, timeout: float = 10.0
+) -> RemoteEngine:
     """A client for the server at `address`; it connects lazily, on first use.
 
     Every call raises ServerTimeoutError (a TimeoutError) if the server does not

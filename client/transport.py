@@ -17,7 +17,6 @@ import time
 from typing import Any
 
 import zmq
-
 from micro_namedtuple_sqlite_persister import wire
 from micro_namedtuple_sqlite_persister.errors import ServerTimeoutError
 
@@ -47,7 +46,16 @@ class Transport:
         self._counter = itertools.count(1)
 
     def next_request_id(self) -> bytes:
+        # Checked here, before the id is made: a forked child must not reuse the
+        # parent's ids, or the server answers its writes from the parent's record.
+        self._reset_if_forked()
         return self._client_id + next(self._counter).to_bytes(8, "big")
+
+    def _reset_if_forked(self) -> None:
+        """In a forked child, leave the parent's sockets alone and start afresh."""
+        if os.getpid() != self._pid:
+            _inherited.append((self._context, self._sockets))
+            self._reset()
 
     def request(
         self,
@@ -80,7 +88,7 @@ class Transport:
             is_sent = _send_until(sock, frame, deadline)
             next_resend = min(deadline, time.monotonic() + resend_in)
             while is_sent and (remaining := next_resend - time.monotonic()) > 0:
-                if not sock.poll(remaining * 1000, zmq.POLLIN):
+                if not sock.poll(int(remaining * 1000), zmq.POLLIN):
                     break
                 reply_id, is_ok, payload = wire.decode_reply(sock.recv())
                 if reply_id == request_id:
@@ -96,9 +104,7 @@ class Transport:
             log.debug("no reply yet, re-sending op=%s", op)
 
     def _socket(self) -> zmq.Socket[Any]:
-        if os.getpid() != self._pid:
-            _inherited.append((self._context, self._sockets))
-            self._reset()
+        self._reset_if_forked()
         sock: zmq.Socket[Any] | None = getattr(self._local, "socket", None)
         if sock is None:
             with self._lock:
@@ -138,5 +144,4 @@ def _send_until(sock: zmq.Socket[Any], frame: bytes, deadline: float) -> bool:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            sock.poll(min(remaining, 0.05) * 1000, zmq.POLLOUT)
-
+            sock.poll(int(min(remaining, 0.05) * 1000), zmq.POLLOUT)

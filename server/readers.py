@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
-
 from micro_namedtuple_sqlite_persister import wire
 from micro_namedtuple_sqlite_persister.errors import ProtocolError
 
@@ -89,10 +88,12 @@ class Reader(threading.Thread):
             identity, request_id, op, args = job
             started = time.perf_counter()
             try:
-                reply = wire.encode_reply(request_id, self._handle(connection, op, args))
+                reply = wire.encode_reply(
+                    request_id, self._handle(connection, op, args)
+                )
             except Exception as exc:
                 reply = wire.encode_error(request_id, self._explain(exc))
-            push.send_multipart([identity, reply])
+            push.send_multipart([identity, request_id, reply])
             self.done += 1
             log.debug("read op=%s ms=%.2f", op, (time.perf_counter() - started) * 1e3)
 
@@ -113,7 +114,9 @@ class Reader(threading.Thread):
             raise ProtocolError("query takes SQL text and an array or map of params")
         spec = self._handlers.spec(key) if is_deep else None
         cursor = connection.cursor().execute(sql, params)
-        return self._page(cursor, spec, bool(is_deep), _page_size(page_rows, self._page_rows))
+        return self._page(
+            cursor, spec, bool(is_deep), _page_size(page_rows, self._page_rows)
+        )
 
     def _fetch(self, args: list[Any]) -> list[Any]:
         cursor_id, page_rows = args
@@ -130,9 +133,11 @@ class Reader(threading.Thread):
         self, cursor: sqlite3.Cursor, spec: Any, is_deep: bool, size: int
     ) -> list[Any]:
         rows = cursor.fetchmany(size)
-        related = self._handlers.load_related(cursor.connection.cursor(), spec, rows) if (
-            is_deep and rows
-        ) else None
+        related = (
+            self._handlers.load_related(cursor.connection.cursor(), spec, rows)
+            if (is_deep and rows)
+            else None
+        )
         if len(rows) < size:
             cursor.close()
             return [None, rows, related]
@@ -169,7 +174,9 @@ class ReaderPool:
         _, _, op, args = job
         if op in ("fetch", "close_cursor"):
             owner = str(args[0]).split(":", 1)[0] if args else ""
-            index = int(owner) if owner.isdigit() and int(owner) < len(self.readers) else 0
+            index = (
+                int(owner) if owner.isdigit() and int(owner) < len(self.readers) else 0
+            )
         else:
             start = next(self._next)
             count = len(self.readers)

@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import zmq
-
 from micro_namedtuple_sqlite_persister import wire
 from micro_namedtuple_sqlite_persister.errors import (
     PersisterError,
@@ -38,7 +37,7 @@ from .writer import Writer
 log = logging.getLogger(__name__)
 
 REPLY_ADDRESS = "inproc://mnsp-reader-replies"
-POINT_READS = frozenset({"find", "find_by"})
+READS_IN_LEASE = frozenset({"find", "find_by"})
 
 
 @dataclass
@@ -80,9 +79,18 @@ class Server:
         self.config = config
         self.specs: dict[str, TableSpec] = {}
         self.handlers = Handlers(self.specs)
-        self.counts = {"requests": 0, "writes": 0, "reads": 0, "errors": 0, "dropped": 0}
+        self.counts = {
+            "requests": 0,
+            "writes": 0,
+            "reads": 0,
+            "errors": 0,
+            "dropped": 0,
+        }
         self._stop_requested = threading.Event()
         self._deferred: deque[Deferred] = deque()
+        # Request ids a reader is working on. A client re-sends a request that
+        # is slow to answer; the copy is dropped, the first reply answers both.
+        self._reading: set[bytes] = set()
         self._replies: list[tuple[bytes, bytes]] = []
         self._context: zmq.Context[Any] = zmq.Context()
         self.writer = Writer(
@@ -225,9 +233,10 @@ class Server:
     ) -> None:
         while True:
             try:
-                identity, frame = pull.recv_multipart(zmq.NOBLOCK)
+                identity, request_id, frame = pull.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self._reading.discard(request_id)
             router.send_multipart([identity, frame])
 
     # -- one request ----------------------------------------------------------------
@@ -272,7 +281,8 @@ class Server:
             elif self.writer.lease is None and _is_point_read(op, args):
                 self.counts["reads"] += 1
                 self._queue_reply(identity, request_id, self.writer.read(op, args))
-            else:
+            elif request_id not in self._reading:
+                self._reading.add(request_id)
                 self.counts["reads"] += 1
                 readers.submit((identity, request_id, op, args))
         except Exception as exc:
@@ -280,7 +290,11 @@ class Server:
 
     def _control(self, op: str, args: list[Any]) -> Any:
         if op == "register":
-            if not isinstance(args, list) or len(args) != 1 or not isinstance(args[0], list):
+            if (
+                not isinstance(args, list)
+                or len(args) != 1
+                or not isinstance(args[0], list)
+            ):
                 raise ProtocolError("register takes one array of table specs")
             return self.handlers.register(args[0])
         # ping and commit: every acknowledged write is already committed.
@@ -308,6 +322,8 @@ class Server:
         args: list[Any],
         options: dict[str, Any],
     ) -> None:
+        if any(deferred.request_id == request_id for deferred in self._deferred):
+            return  # a re-sent copy of a waiting request: the first one answers
         waiting = sum(1 for deferred in self._deferred if deferred.identity == identity)
         if waiting >= self.config.max_queued_per_client:
             raise PersisterError(
@@ -344,11 +360,13 @@ class Server:
             return
         if op in wire.WRITE_OPS:
             self.counts["writes"] += 1
-            self._queue_reply(identity, request_id, self.writer.write(request_id, op, args))
+            self._queue_reply(
+                identity, request_id, self.writer.write(request_id, op, args)
+            )
         elif op == "query":
             self.counts["reads"] += 1
             self._queue_reply(identity, request_id, self._query_in_lease(args))
-        elif op in POINT_READS:
+        elif op in READS_IN_LEASE:
             self.counts["reads"] += 1
             self._queue_reply(identity, request_id, self.writer.read(op, args))
         else:
@@ -400,15 +418,20 @@ class Server:
     def _queue_reply(self, identity: bytes, request_id: bytes, result: Any) -> None:
         self._replies.append((identity, wire.encode_reply(request_id, result)))
 
-    def _queue_error(self, identity: bytes, request_id: bytes, exc: BaseException) -> None:
+    def _queue_error(
+        self, identity: bytes, request_id: bytes, exc: BaseException
+    ) -> None:
         self.counts["errors"] += 1
         log.debug("error reply client=%s error=%r", identity.hex(), exc)
         self._replies.append((identity, wire.encode_error(request_id, exc)))
 
 
 def _is_point_read(op: str, args: list[Any]) -> bool:
-    """find (not deep) and find_by: short enough to run on the I/O thread."""
-    return op == "find_by" or (op == "find" and len(args) == 3 and not args[2])
+    """A find by id, not deep: one index lookup, short enough for the I/O thread.
+
+    find_by is not: on a column without an index it scans the whole table.
+    """
+    return op == "find" and len(args) == 3 and not args[2]
 
 
 def explain_error(exc: BaseException) -> BaseException:

@@ -106,7 +106,8 @@ class Writer:
             reply = wire.pack(result)
             now = time.time()
             self.cursor.execute(
-                f"INSERT INTO {APPLIED_TABLE} VALUES (?, ?, ?)", (request_id, reply, now)
+                f"INSERT INTO {APPLIED_TABLE} VALUES (?, ?, ?)",
+                (request_id, reply, now),
             )
         except BaseException:
             self.cursor.execute("ROLLBACK TO request")
@@ -202,7 +203,9 @@ class Writer:
             if applied_at >= cutoff:
                 break
             del self._applied[request_id]
-        self.cursor.execute(f"DELETE FROM {APPLIED_TABLE} WHERE applied_at < ?", (cutoff,))
+        self.cursor.execute(
+            f"DELETE FROM {APPLIED_TABLE} WHERE applied_at < ?", (cutoff,)
+        )
 
     def close(self) -> None:
         if self.lease is not None:

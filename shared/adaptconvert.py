@@ -23,7 +23,7 @@ class AdaptConvertTypeAlreadyRegistered(PersisterError):
 
 @dataclass(frozen=True)
 class AdaptConvert:
-    """How one Python type is stored: `adapt` on the way in, `convert` on the way out."""
+    """How one type is stored: `adapt` on the way in, `convert` on the way out."""
 
     python_type: type
     adapt: Callable[[Any], Any]
@@ -60,7 +60,9 @@ def register_adapt_convert(
         listener()
 
 
-def register_pickleable_adapt_convert(python_type: type, overwrite: bool = True) -> None:
+def register_pickleable_adapt_convert(
+    python_type: type, overwrite: bool = True
+) -> None:
     """Store fields of `python_type` as pickles (pandas DataFrames, numpy arrays...).
 
     Values are unpickled only in the process that reads them, never on a server.

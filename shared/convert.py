@@ -16,7 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import ColumnCountMismatchError, UnsavedRelatedRowError, ValueNotStorableError
+from .errors import (
+    ColumnCountMismatchError,
+    UnsavedRelatedRowError,
+    ValueNotStorableError,
+)
 
 if TYPE_CHECKING:
     from .model import FieldInfo, ModelMeta
@@ -39,13 +43,17 @@ def compile_codecs(meta: ModelMeta) -> tuple[Encoder, Encoder, Decoder]:
             namespace[f"adapt{index}"] = field.adapt_convert.adapt
             namespace[f"convert{index}"] = field.adapt_convert.convert
             encoded.append(f"(adapt{index}({value}) if {value} is not None else None)")
-            decoded.append(f"(convert{index}({value}) if {value} is not None else None)")
+            decoded.append(
+                f"(convert{index}({value}) if {value} is not None else None)"
+            )
             encoded_deep.append(encoded[-1])
         elif field.kind is FieldKind.RELATED:
             namespace[f"related_id{index}"] = _related_id_getter(meta.name, field)
             namespace[f"model{index}"] = field.related
             encoded.append(f"related_id{index}({value})")
-            decoded.append(f"(ref(model{index}, {value}) if {value} is not None else None)")
+            decoded.append(
+                f"(ref(model{index}, {value}) if {value} is not None else None)"
+            )
             encoded_deep.append("None")
         else:
             encoded.append(value)
@@ -116,14 +124,19 @@ def explain_encode_error(meta: ModelMeta, row: Any, exc: Exception) -> Exception
 def explain_decode_error(meta: ModelMeta, values: Any, exc: Exception) -> Exception:
     """A clear error for stored values `decode` failed on."""
     if len(values) != len(meta.fields):
-        return ColumnCountMismatchError(
-            f"the query returned {len(values)} columns but {meta.name} has "
-            f"{len(meta.fields)} fields ({', '.join(meta.field_names)}). Select "
-            "exactly those columns, in that order."
-        )
+        return column_count_error(meta, len(values))
     return ValueNotStorableError(
         f"cannot read a {meta.name} row from stored values: {exc}. Is the field "
         "type the one the data was written with?"
+    )
+
+
+def column_count_error(meta: ModelMeta, column_count: int) -> ColumnCountMismatchError:
+    """The error for a query row of `column_count` columns read as a `meta` row."""
+    return ColumnCountMismatchError(
+        f"the query returned {column_count} columns but {meta.name} has "
+        f"{len(meta.fields)} fields ({', '.join(meta.field_names)}). Select "
+        "exactly those columns, in that order."
     )
 
 

@@ -62,8 +62,13 @@ def insert_row(cursor: sqlite3.Cursor, spec: TableSpec, values: Sequence[Any]) -
     """Insert one row (values without id) and return its new id."""
     try:
         cursor.execute(spec.insert_sql, values)
-    except OverflowError as exc:
+    except (OverflowError, sqlite3.ProgrammingError) as exc:
         raise not_storable_error(spec, values, exc) from exc
+    except sqlite3.OperationalError as exc:
+        error = _missing_table_error(spec, exc)
+        if error is None:
+            raise
+        raise error from exc
     return cursor.lastrowid  # type: ignore[return-value]
 
 
@@ -73,8 +78,13 @@ def update_row(
     """Overwrite the row `row_id`; RowNotFoundError if there is none."""
     try:
         cursor.execute(spec.update_sql, (*values, row_id))
-    except OverflowError as exc:
+    except (OverflowError, sqlite3.ProgrammingError) as exc:
         raise not_storable_error(spec, values, exc) from exc
+    except sqlite3.OperationalError as exc:
+        error = _missing_table_error(spec, exc)
+        if error is None:
+            raise
+        raise error from exc
     if cursor.rowcount != 1:
         raise RowNotFoundError(
             f"cannot update {spec.name} id={row_id}: no such row in table "
@@ -88,7 +98,7 @@ def delete_row(cursor: sqlite3.Cursor, spec: TableSpec, row_id: int) -> None:
     if cursor.rowcount != 1:
         raise RowNotFoundError(
             f"cannot delete {spec.name} id={row_id}: no such row in table "
-            f"{spec.table!r}."
+            f"{spec.table!r}. It was deleted already, or never saved here."
         )
 
 
@@ -97,7 +107,8 @@ def fetch_row(cursor: sqlite3.Cursor, spec: TableSpec, row_id: int) -> Row:
     row = cursor.execute(spec.select_by_id_sql, (row_id,)).fetchone()
     if row is None:
         raise RowNotFoundError(
-            f"{spec.name} has no row with id={row_id} in table {spec.table!r}."
+            f"{spec.name} has no row with id={row_id} in table {spec.table!r}. "
+            "Use find_by or query when a row may be missing."
         )
     return row  # type: ignore[no-any-return]
 
@@ -109,7 +120,10 @@ def fetch_first_by(
     names = tuple(fields)
     values = tuple(fields.values())
     sql = spec.find_by_sql(names, tuple(value is None for value in values))
-    return cursor.execute(sql, values).fetchone()  # type: ignore[no-any-return]
+    try:
+        return cursor.execute(sql, values).fetchone()  # type: ignore[no-any-return]
+    except (OverflowError, sqlite3.ProgrammingError) as exc:
+        raise not_storable_error(spec, values, exc, names) from exc
 
 
 def save_many(
@@ -194,17 +208,47 @@ def _referenced_ids(
 
 
 def not_storable_error(
-    spec: TableSpec, values: Sequence[Any], exc: Exception
+    spec: TableSpec,
+    values: Sequence[Any],
+    exc: Exception,
+    columns: Sequence[str] | None = None,
 ) -> ValueNotStorableError:
-    """The error for values SQLite (or msgpack) refused, naming the column."""
-    columns = spec.columns[1:] if spec.has_id else spec.columns
+    """The error for values SQLite (or msgpack) refused, naming the column.
+
+    `columns` name the values; by default, the spec's columns after the id.
+    """
+    if columns is None:
+        columns = spec.columns[1:] if spec.has_id else spec.columns
     for column, value in zip(columns, values):
+        if not isinstance(value, _SQLITE_TYPES):
+            return ValueNotStorableError(
+                f"{spec.name}.{column} = {value!r} is a {type(value).__name__}, "
+                "which SQLite cannot store; give the field that type in the model "
+                "(with a registered adapter), or convert the value first."
+            )
         if not fits_sqlite(value):
             return ValueNotStorableError(
-                f"{spec.name}.{column} = {value} does not fit SQLite's 64-bit "
+                f"{spec.name}.{column} = {value!r} does not fit SQLite's 64-bit "
                 "integer; store it as str or register an adapter for a wider type."
             )
     return ValueNotStorableError(f"{spec.name}: a value cannot be stored: {exc}")
+
+
+def _missing_table_error(
+    spec: TableSpec, exc: sqlite3.OperationalError
+) -> SchemaMismatchError | None:
+    """For "no such table" (also a table a foreign key names), what to do; else None."""
+    if not str(exc).startswith("no such table"):
+        return None
+    missing = str(exc).rsplit(" ", 1)[-1].removeprefix("main.")
+    return SchemaMismatchError(
+        f"cannot write {spec.name}: table {missing!r} does not exist. Call "
+        f"ensure_table_created on the {missing} model (and on every model "
+        f"{spec.name} refers to) first."
+    )
+
+
+_SQLITE_TYPES = (type(None), int, float, str, bytes)
 
 
 def fits_sqlite(value: Any) -> bool:

@@ -16,7 +16,11 @@ from typing import Any
 
 from . import adaptconvert
 from .adaptconvert import AdaptConvert
-from .errors import InvalidModelError, InvalidTableModelError, UnregisteredFieldTypeError
+from .errors import (
+    InvalidModelError,
+    InvalidTableModelError,
+    UnregisteredFieldTypeError,
+)
 from .spec import TableSpec, fingerprint, quote
 
 
@@ -156,19 +160,26 @@ def _classify(model: type, name: str, hint: Any) -> FieldInfo:
     if name == "id" and python_type is int:
         return FieldInfo(name, FieldKind.PLAIN, int, is_nullable, "INTEGER PRIMARY KEY")
     base_type = typing.get_origin(python_type) or python_type
-    if is_model(base_type):
-        target = quote(table_name(base_type))
-        declaration = f"INTEGER{null} REFERENCES {target}(\"id\")"
-        return FieldInfo(
-            name, FieldKind.RELATED, base_type, is_nullable, declaration, None, base_type
-        )
     if not isinstance(base_type, type):
         raise _unregistered(model, name, hint)
+    # Looked up before is_model: a NamedTuple type with a registered pair is a
+    # value stored through it, not a related table.
     pair = adaptconvert.find_adapt_convert(base_type)
     if pair is not None:
         declaration = pair.sql_type + null
         return FieldInfo(
             name, FieldKind.CONVERTED, base_type, is_nullable, declaration, pair
+        )
+    if is_model(base_type):
+        target = quote(table_name(base_type))
+        declaration = f'INTEGER{null} REFERENCES {target}("id")'
+        return FieldInfo(
+            name,
+            FieldKind.RELATED,
+            base_type,
+            is_nullable,
+            declaration,
+            related=base_type,
         )
     for plain, sql_type in _PLAIN_SQL_TYPES.items():
         if issubclass(base_type, plain):

@@ -1,4 +1,4 @@
-"""`Engine`: models saved, found, deleted and queried on an in-process SQLite connection.
+"""`Engine`: models saved, found, deleted and queried on an in-process connection.
 
 Conversion (model.py, convert.py) plus the core engine (core.py) on one
 `sqlite3.Connection`. Writes open a transaction implicitly, as in `sqlite3`;
@@ -11,10 +11,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import core
-from .convert import encode_value, explain_decode_error, explain_encode_error
+from .convert import (
+    column_count_error,
+    encode_value,
+    explain_decode_error,
+    explain_encode_error,
+)
 from .errors import InvalidFieldError, RowNotFoundError, TransactionError
 from .lazy import LazyRow
 from .model import ModelMeta, _meta, get_meta
@@ -83,7 +88,7 @@ class Engine:
         row_id = row[0]  # type: ignore[index]
         if row_id is None:
             new_id = core.insert_row(self._cursor, meta.spec, values)
-            return tuple.__new__(type(row), (new_id, *row[1:]))  # type: ignore[index]
+            return tuple.__new__(type(row), (new_id, *row[1:]))  # type: ignore[index, type-var]
         core.update_row(self._cursor, meta.spec, row_id, values)
         return row
 
@@ -100,7 +105,7 @@ class Engine:
             return [self.save(row, deep=deep) for row in rows]
 
     def delete(self, model_or_row: Any, id: int | None = None) -> None:
-        """Delete by `delete(Model, id)` or `delete(row)`; RowNotFoundError if absent."""
+        """Delete by `delete(Model, id)` or `delete(row)`; RowNotFoundError if none."""
         if id is None:
             model, id = type(model_or_row), model_or_row[0]
         else:
@@ -224,12 +229,16 @@ class Engine:
         self._cursor.execute("RELEASE mnsp_atomic")
 
     def _build_deep(self, meta: ModelMeta, rows: list[core.Row]) -> list[Any]:
+        # Checked before loading: related ids are read by column position.
+        for values in rows:
+            if len(values) != len(meta.fields):
+                raise column_count_error(meta, len(values))
         specs = {m.spec.key: m.spec for m in related_models(meta.model)}
         loaded = core.load_related(self._cursor, specs, meta.spec, rows)
         return build_deep(meta, rows, loaded, decode_checked, self._lazy)
 
 
-class ModelCursor(Generic[M]):
+class ModelCursor(Protocol[M]):
     """The type of `query`'s result: a cursor whose rows are `M` instances."""
 
     def fetchone(self) -> M | None: ...
@@ -275,7 +284,9 @@ class DeepCursor:
         self._cursor.close()
 
 
-def decode_checked(meta: ModelMeta, values: Any, ref: Callable[[type, int], Any]) -> Any:
+def decode_checked(
+    meta: ModelMeta, values: Any, ref: Callable[[type, int], Any]
+) -> Any:
     """`meta.decode` with a clear error for the wrong column count or a bad value."""
     try:
         return meta.decode(values, ref)

@@ -61,7 +61,9 @@ def _decorate(model: type, function: Callable[..., Any]) -> Callable[..., Any]:
         if isinstance(piece, ast.Constant):
             parts.append(str(piece.value))
         elif isinstance(piece, ast.FormattedValue):
-            parts.append(_expression_sql(meta, piece.value, signature, joins, used_params))
+            parts.append(
+                _expression_sql(meta, piece.value, signature, joins, used_params)
+            )
         else:  # pragma: no cover - f-string bodies hold only these two node kinds
             raise InvalidQueryError(f"unexpected f-string part in {function.__name__}")
     unused = set(signature.parameters) - used_params
@@ -184,7 +186,7 @@ def _column_sql(meta: ModelMeta, path: list[str], joins: dict[str, str]) -> str:
         joins.setdefault(
             child_alias,
             f" LEFT JOIN {quote(target.table)} AS {quote(child_alias)}"
-            f" ON {quote(child_alias)}.\"id\" = {quote(alias)}.{quote(name)}",
+            f' ON {quote(child_alias)}."id" = {quote(alias)}.{quote(name)}',
         )
         current, alias = target, child_alias
     raise AssertionError("unreachable: paths have at least two parts")

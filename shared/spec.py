@@ -65,9 +65,13 @@ class TableSpec:
         table = quote(self.table or self.name)
         names = [quote(column) for column in self.columns]
         column_list = ", ".join(names)
-        self.create_sql = f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(
-            f"{name} {decl}" for name, decl in zip(names, self.declarations)
-        ) + ")"
+        self.create_sql = (
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            + ", ".join(
+                f"{name} {decl}" for name, decl in zip(names, self.declarations)
+            )
+            + ")"
+        )
         self.insert_sql = (
             f"INSERT INTO {table} ({', '.join(names[1:])}) "
             f"VALUES ({', '.join('?' * (len(names) - 1))})"

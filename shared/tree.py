@@ -33,7 +33,9 @@ def flatten_tree(root: Any) -> tuple[list[Node], list[Any]]:
         if not is_expanded:
             meta.require_table()
             stack.append((row, True))
-            stack.extend((row[i], False) for i, _ in meta.related if _is_unsaved(row[i]))
+            stack.extend(
+                (row[i], False) for i, _ in meta.related if _is_unsaved(row[i])
+            )
             continue
         index_of[id(row)] = len(nodes)
         nodes.append(_node(meta, row, index_of))
@@ -43,7 +45,9 @@ def flatten_tree(root: Any) -> tuple[list[Node], list[Any]]:
 
 def _is_unsaved(value: Any) -> bool:
     """True for a model instance a deep save must visit (not None, id or LazyRow)."""
-    return value is not None and type(value) is not int and not isinstance(value, LazyRow)
+    return (
+        value is not None and type(value) is not int and not isinstance(value, LazyRow)
+    )
 
 
 def _node(meta: ModelMeta, row: Any, index_of: dict[int, int]) -> Node:
@@ -132,7 +136,11 @@ def _build_related(
                 child_id = row[index]
                 target_meta = meta_of(target)
                 child = (target_meta.spec.key, child_id)
-                if child_id is not None and child not in built and child not in visiting:
+                if (
+                    child_id is not None
+                    and child not in built
+                    and child not in visiting
+                ):
                     stack.append((target_meta, child_id))
             continue
         stack.pop()

@@ -43,7 +43,9 @@ def pack(value: Any) -> bytes:
 def unpack(frame: bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Any:
     """The value in one msgpack frame; ProtocolError if it is not exactly one."""
     if len(frame) > max_bytes:
-        raise ProtocolError(f"frame of {len(frame)} bytes is over the limit {max_bytes}")
+        raise ProtocolError(
+            f"frame of {len(frame)} bytes is over the limit {max_bytes}"
+        )
     try:
         return msgpack.unpackb(frame, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises several unrelated types
@@ -56,7 +58,9 @@ def encode_request(
     return pack([PROTOCOL_VERSION, request_id, op, args, options])
 
 
-def decode_request(frame: bytes, max_bytes: int) -> tuple[bytes, str, list[Any], dict[str, Any]]:
+def decode_request(
+    frame: bytes, max_bytes: int
+) -> tuple[bytes, str, list[Any], dict[str, Any]]:
     """(request_id, op, args, options); ProtocolError for any malformed request."""
     message = unpack(frame, max_bytes)
     if not isinstance(message, list) or len(message) != 5:
