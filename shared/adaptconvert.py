@@ -32,7 +32,7 @@ class AdaptConvert:
 
 
 _registry: dict[type, AdaptConvert] = {}
-_listeners: list[Callable[[], None]] = []
+_listeners: list[Callable[[type], None]] = []
 
 
 def register_adapt_convert(
@@ -57,7 +57,7 @@ def register_adapt_convert(
         )
     _registry[python_type] = AdaptConvert(python_type, adapt, convert, sql_type)
     for listener in _listeners:
-        listener()
+        listener(python_type)
 
 
 def register_pickleable_adapt_convert(
@@ -103,8 +103,8 @@ def find_adapt_convert(python_type: type) -> AdaptConvert | None:
     return None
 
 
-def on_registration_change(listener: Callable[[], None]) -> None:
-    """Call `listener` after every registration (the model cache uses this)."""
+def on_registration_change(listener: Callable[[type], None]) -> None:
+    """Call `listener(python_type)` after each registration (the model cache does)."""
     _listeners.append(listener)
 
 

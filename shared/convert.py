@@ -14,16 +14,14 @@ itself on the hot path, and a straight-line function costs almost nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import (
     ColumnCountMismatchError,
     UnsavedRelatedRowError,
     ValueNotStorableError,
 )
-
-if TYPE_CHECKING:
-    from .model import FieldInfo, ModelMeta
+from .model import FieldInfo, FieldKind, ModelMeta
 
 Encoder = Callable[[Any], tuple[Any, ...]]
 Decoder = Callable[[Any, Callable[[type, int], Any]], Any]
@@ -31,8 +29,6 @@ Decoder = Callable[[Any, Callable[[type, int], Any]], Any]
 
 def compile_codecs(meta: ModelMeta) -> tuple[Encoder, Encoder, Decoder]:
     """Generate `(encode, encode_deep, decode)` for one model."""
-    from .model import FieldKind
-
     namespace: dict[str, Any] = {"_new": tuple.__new__, "_cls": meta.model}
     names = [f"v{index}" for index in range(len(meta.fields))]
     encoded, encoded_deep, decoded = [], [], []
@@ -92,8 +88,6 @@ def _related_id_getter(model_name: str, field: FieldInfo) -> Callable[[Any], Any
 
 def encode_value(meta: ModelMeta, field: FieldInfo, value: Any) -> Any:
     """One field's value as a primitive (for find_by); None stays None."""
-    from .model import FieldKind
-
     if value is None or field.kind in (FieldKind.PLAIN, FieldKind.ANY):
         return value
     if field.kind is FieldKind.RELATED:

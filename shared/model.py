@@ -56,12 +56,13 @@ class ModelMeta:
     """Everything the library knows about one model class. Built by `get_meta`."""
 
     def __init__(self, model: type, fields: tuple[FieldInfo, ...]) -> None:
-        from .convert import compile_codecs
+        from .convert import compile_codecs  # here: convert imports this module
 
         self.model = model
         self.name = model.__name__
         self.fields = fields
         self.field_names = tuple(field.name for field in fields)
+        self._by_name = {field.name: field for field in fields}
         self.table = table_name(model)
         self.related = tuple(
             (index, field.related)
@@ -84,10 +85,8 @@ class ModelMeta:
             raise InvalidTableModelError(self.table_error)
 
     def field(self, name: str) -> FieldInfo | None:
-        for field in self.fields:
-            if field.name == name:
-                return field
-        return None
+        """The field called `name`, or None."""
+        return self._by_name.get(name)
 
     def __repr__(self) -> str:
         columns = ", ".join(
@@ -99,7 +98,21 @@ class ModelMeta:
 # Model class -> its metadata. Global because adapters are global: one model has one
 # meaning in a process, whichever engine uses it.
 _meta: dict[type, ModelMeta] = {}
-adaptconvert.on_registration_change(_meta.clear)
+
+
+def _forget_models_using(python_type: type) -> None:
+    """Drop cached metadata whose conversion a new registration for `python_type`
+    changes; it is rebuilt on next use."""
+    for model, meta in list(_meta.items()):
+        if any(
+            isinstance(field.python_type, type)
+            and issubclass(field.python_type, python_type)
+            for field in meta.fields
+        ):
+            del _meta[model]
+
+
+adaptconvert.on_registration_change(_forget_models_using)
 
 
 def get_meta(model: type) -> ModelMeta:

@@ -23,7 +23,12 @@ from .convert import (
 from .errors import InvalidFieldError, RowNotFoundError, TransactionError
 from .lazy import LazyRow
 from .model import ModelMeta, _meta, get_meta
-from .tree import build_deep, flatten_tree, rebuild_saved, related_models
+from .tree import (
+    build_deep,
+    encode_deep_checked,
+    related_models,
+    walk_children_first,
+)
 
 M = TypeVar("M")
 SYNCHRONOUS_LEVELS = ("off", "normal", "full", "extra")
@@ -92,12 +97,30 @@ class Engine:
         core.update_row(self._cursor, meta.spec, row_id, values)
         return row
 
-    def _save_deep(self, row: M) -> M:
-        nodes, rows = flatten_tree(row)
-        specs = {meta.spec.key: meta.spec for meta in map(get_meta, map(type, rows))}
+    def _save_deep(self, root: M) -> M:
+        # Saves each row as the walk reaches it (children first), so the tree is
+        # walked once; the client sends the same walk as flat nodes instead.
+        saved: dict[int, Any] = {}
         with self._savepoint():
-            ids = core.save_nodes(self._cursor, specs, nodes)
-        return rebuild_saved(nodes, rows, ids)  # type: ignore[no-any-return]
+            for meta, row in walk_children_first(root):
+                values = encode_deep_checked(meta, row)
+                fields = list(row)
+                for index, _ in meta.related:
+                    child = row[index]
+                    if child is None:
+                        continue
+                    done = saved.get(id(child))
+                    if done is not None:
+                        values[index - 1] = done[0]
+                        fields[index] = done
+                    else:
+                        values[index - 1] = child if type(child) is int else child.id
+                if row[0] is None:
+                    fields[0] = core.insert_row(self._cursor, meta.spec, values)
+                else:
+                    core.update_row(self._cursor, meta.spec, row[0], values)
+                saved[id(row)] = tuple.__new__(type(row), fields)
+        return saved[id(root)]  # type: ignore[no-any-return]
 
     def save_many(self, rows: Sequence[M], deep: bool = False) -> list[M]:
         """Save every row (as `save` does) atomically: all are written, or none."""

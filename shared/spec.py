@@ -58,7 +58,7 @@ class TableSpec:
         self.references = references
         self.key = fingerprint(name, table, columns, declarations)
         self.has_id = table is not None and bool(columns) and columns[0] == "id"
-        self._find_by_sql: dict[tuple[str, ...], str] = {}
+        self._find_by_sql: dict[tuple[tuple[str, ...], tuple[bool, ...]], str] = {}
         self._build_sql()
 
     def _build_sql(self) -> None:
@@ -89,7 +89,7 @@ class TableSpec:
 
     def find_by_sql(self, names: tuple[str, ...], null_flags: tuple[bool, ...]) -> str:
         """SELECT of the first row whose named columns equal the given values."""
-        cache_key = names + tuple(map(str, null_flags))
+        cache_key = (names, null_flags)
         sql = self._find_by_sql.get(cache_key)
         if sql is None:
             conditions = " AND ".join(

@@ -6,7 +6,7 @@ Python's recursion limit, and a row shared by several parents is handled once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .convert import explain_encode_error
@@ -15,30 +15,66 @@ from .lazy import LazyRow
 from .model import ModelMeta, get_meta, is_model
 
 
+def walk_children_first(root: Any) -> Iterator[tuple[ModelMeta, Any]]:
+    """Each row of `root`'s tree that a deep save writes, children before parents.
+
+    A row object reachable along several paths comes once. Related rows that are
+    LazyRows or plain ids are not visited: they are saved already.
+    Raises InvalidTableModelError for a row whose model cannot be a table.
+    """
+    done: set[int] = set()
+    expanded: set[int] = set()
+    metas: dict[type, ModelMeta] = {}
+    stack = [root]
+    while stack:
+        row = stack[-1]
+        key = id(row)
+        if key in expanded:
+            stack.pop()
+            if key not in done:
+                done.add(key)
+                yield metas[row.__class__], row
+            continue
+        expanded.add(key)
+        meta = metas.get(row.__class__)
+        if meta is None:
+            meta = metas[row.__class__] = get_meta(row.__class__)
+            meta.require_table()
+        for index, _ in meta.related:
+            child = row[index]
+            if _is_unsaved(child) and id(child) not in expanded:
+                stack.append(child)
+
+
+def encode_deep_checked(meta: ModelMeta, row: Any) -> list[Any]:
+    """`meta.encode_deep(row)` as a list, with a clear error naming a bad field."""
+    try:
+        return list(meta.encode_deep(row))
+    except Exception as exc:
+        raise explain_encode_error(meta, row, exc) from exc
+
+
 def flatten_tree(root: Any) -> tuple[list[Node], list[Any]]:
     """The rows of `root`'s tree as deep-save nodes, children before parents.
 
     Returns (nodes, rows): rows[i] is the model instance nodes[i] came from.
-    Related rows that are LazyRows or plain ids are referenced, not saved again.
     """
     nodes: list[Node] = []
     rows: list[Any] = []
     index_of: dict[int, int] = {}
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:
-        row, is_expanded = stack.pop()
-        if id(row) in index_of:
-            continue
-        meta = get_meta(type(row))
-        if not is_expanded:
-            meta.require_table()
-            stack.append((row, True))
-            stack.extend(
-                (row[i], False) for i, _ in meta.related if _is_unsaved(row[i])
-            )
-            continue
+    for meta, row in walk_children_first(root):
+        values = encode_deep_checked(meta, row)
+        refs = []
+        for index, _ in meta.related:
+            child = row[index]
+            if child is None:
+                continue
+            if _is_unsaved(child):
+                refs.append((index - 1, index_of[id(child)]))
+            else:
+                values[index - 1] = child if type(child) is int else child.id
         index_of[id(row)] = len(nodes)
-        nodes.append(_node(meta, row, index_of))
+        nodes.append((meta.spec.key, row[0], values, refs))
         rows.append(row)
     return nodes, rows
 
@@ -48,23 +84,6 @@ def _is_unsaved(value: Any) -> bool:
     return (
         value is not None and type(value) is not int and not isinstance(value, LazyRow)
     )
-
-
-def _node(meta: ModelMeta, row: Any, index_of: dict[int, int]) -> Node:
-    try:
-        values = list(meta.encode_deep(row))
-    except Exception as exc:
-        raise explain_encode_error(meta, row, exc) from exc
-    refs = []
-    for field_index, _ in meta.related:
-        child = row[field_index]
-        if child is None:
-            continue
-        if _is_unsaved(child):
-            refs.append((field_index - 1, index_of[id(child)]))
-        else:
-            values[field_index - 1] = child if type(child) is int else child.id
-    return (meta.spec.key, row[0], values, refs)
 
 
 def rebuild_saved(nodes: list[Node], rows: list[Any], ids: list[int]) -> Any:
@@ -91,60 +110,64 @@ def build_deep(
     `decode_row(meta, values, ref)` turns stored values into an instance. A related
     row missing from `loaded`, or closing a cycle, is left as `lazy(model, id)`.
     """
-    built: dict[tuple[str, int], Any] = {}
-    metas: dict[type, ModelMeta] = {}
+    built: dict[tuple[type, int], Any] = {}
+    plans: dict[type, _Plan] = {}
 
-    def meta_of(model: type) -> ModelMeta:
-        found = metas.get(model)
-        if found is None:
-            found = metas[model] = get_meta(model)
-        return found
+    def plan_of(model: type) -> _Plan:
+        plan = plans.get(model)
+        if plan is None:
+            target = get_meta(model)
+            plan = plans[model] = (target, loaded.get(target.spec.key, {}))
+        return plan
 
     def ref(model: type, row_id: int) -> Any:
-        row = built.get((meta_of(model).spec.key, row_id))
+        row = built.get((model, row_id))
         return lazy(model, row_id) if row is None else row
 
     results = []
     for values in rows:
-        _build_related(meta, values, loaded, built, meta_of, decode_row, ref)
+        roots = [(t, values[i]) for i, t in meta.related if values[i] is not None]
+        _build_reachable(roots, built, plans, plan_of, decode_row, ref)
         results.append(decode_row(meta, values, ref))
     return results
 
 
-def _build_related(
-    meta: ModelMeta,
-    values: Row,
-    loaded: Loaded,
-    built: dict[tuple[str, int], Any],
-    meta_of: Callable[[type], ModelMeta],
+# A related model's metadata and its loaded rows by id.
+_Plan = tuple[ModelMeta, dict[int, Row]]
+
+
+def _build_reachable(
+    stack: list[tuple[type, int]],
+    built: dict[tuple[type, int], Any],
+    plans: dict[type, _Plan],
+    plan_of: Callable[[type], _Plan],
     decode_row: Callable[[ModelMeta, Row, Callable[[type, int], Any]], Any],
     ref: Callable[[type, int], Any],
 ) -> None:
-    """Decode every row `values` reaches, children before parents (post-order)."""
-    visiting: set[tuple[str, int]] = set()
-    stack = [(meta_of(t), values[i]) for i, t in meta.related if values[i] is not None]
+    """Decode every row reachable from `stack`, children before parents."""
+    expanded: set[tuple[type, int]] = set()
     while stack:
-        node_meta, row_id = stack[-1]
-        node = (node_meta.spec.key, row_id)
-        row = loaded.get(node[0], {}).get(row_id)
-        if node in built or row is None:
+        node = stack[-1]
+        if node in built:
             stack.pop()
             continue
-        if node not in visiting:
-            visiting.add(node)
+        node_meta, rows_by_id = plans.get(node[0]) or plan_of(node[0])
+        row = rows_by_id.get(node[1])
+        if row is None:  # not loaded: left to `ref` as a lazy row
+            stack.pop()
+        elif node in expanded:
+            stack.pop()
+            built[node] = decode_row(node_meta, row, ref)
+        else:
+            expanded.add(node)
             for index, target in node_meta.related:
-                child_id = row[index]
-                target_meta = meta_of(target)
-                child = (target_meta.spec.key, child_id)
+                child = (target, row[index])
                 if (
-                    child_id is not None
+                    child[1] is not None
                     and child not in built
-                    and child not in visiting
+                    and child not in expanded
                 ):
-                    stack.append((target_meta, child_id))
-            continue
-        stack.pop()
-        built[node] = decode_row(node_meta, row, ref)
+                    stack.append(child)
 
 
 def related_models(model: type) -> list[ModelMeta]:
