@@ -6,5 +6,7 @@ workload group lives in its own module and registers itself in
 `run(quick, progress)` returning `Result` records. `common` turns the records of
 every group into results.md, results.json and the charts.
 
-Implemented groups: `inprocess` (Engine against hand-written sqlite3).
+To add a group, write a module whose group function is decorated with
+`@register_group(name, title, notes)` and import it in `__main__`. Implemented
+groups: `inprocess` (Engine against hand-written sqlite3).
 """

@@ -19,7 +19,7 @@ import sqlite3
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -56,6 +56,9 @@ class Result:
     seconds: list[float]
     ratios: list[float]
     target_ratio: float | None = None
+    # Other per-repetition figures a group reports (latencies, error counts),
+    # each key naming its unit, e.g. "p99_latency_ms"; written to results.json.
+    extra: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def is_baseline(self) -> bool:
@@ -78,6 +81,10 @@ class Result:
         if self.target_ratio is None:
             return None
         return self.median_ratio <= self.target_ratio
+
+
+class UnfairComparisonError(Exception):
+    """Contenders did different work (other answers, schema or settings)."""
 
 
 GroupRun = Callable[[bool, Progress], list[Result]]
@@ -301,8 +308,9 @@ def render_report(
         mine = [result for result in results if result.group == group.name]
         if not mine:
             continue
+        repetitions = max(len(result.seconds) for result in mine)
         parts += ["", f"## {group.title}", "", group.notes.strip(), ""]
-        parts.append(render_table(mine))
+        parts += [f"Timed repetitions: {repetitions}.", "", render_table(mine)]
     return "\n".join(parts) + "\n"
 
 

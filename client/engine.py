@@ -9,6 +9,7 @@ on first use (and again if the server restarted).
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from micro_namedtuple_sqlite_persister.errors import (
     TransactionError,
     UnknownModelError,
 )
+from micro_namedtuple_sqlite_persister.keys import CurveKeys
 from micro_namedtuple_sqlite_persister.lazy import LazyRow
 from micro_namedtuple_sqlite_persister.model import ModelMeta, get_meta
 from micro_namedtuple_sqlite_persister.persister import decode_checked, encode_fields
@@ -36,6 +38,7 @@ from .transport import Transport
 
 M = TypeVar("M")
 READ_ONLY_SQL = ("select", "with", "pragma", "explain", "values")
+WRITE_REFUSED_BY_READER = "attempt to write a readonly database"
 
 
 class RemoteEngine:
@@ -43,19 +46,26 @@ class RemoteEngine:
 
     Safe to share between threads (each thread gets its own socket) and to pass
     to worker processes (fork or spawn: each process connects on first use).
+    With `curve`, a pickled engine carries the key file paths, never the keys:
+    the receiving process reads the files again.
     """
 
     def __init__(
-        self, address: str = wire.DEFAULT_ADDRESS, timeout: float = 10.0
+        self,
+        address: str = wire.DEFAULT_ADDRESS,
+        timeout: float = 10.0,
+        curve: CurveKeys | None = None,
     ) -> None:
         self.address = address
         self.timeout = timeout
-        self._transport = Transport(address, timeout)
+        self.curve = curve
+        socket_keys = None if curve is None else curve.load()
+        self._transport = Transport(address, timeout, socket_keys)
         self._registered: set[str] = set()
         self._local = threading.local()
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (RemoteEngine, (self.address, self.timeout))
+        return (RemoteEngine, (self.address, self.timeout, self.curve))
 
     # -- tables and writes ---------------------------------------------------------
 
@@ -160,15 +170,22 @@ class RemoteEngine:
         """Run `sql` on the server; the cursor gives `model` rows, page by page.
 
         SELECT, WITH, PRAGMA, EXPLAIN and VALUES run on a reader beside the writer;
-        any other statement runs on the writer and commits like a save.
+        any other statement, or one of those that turns out to write (WITH ...
+        INSERT, PRAGMA name = value), runs on the writer and commits like a save.
         """
         meta = get_meta(model)
         is_deep = bool(deep and meta.related)
         wire_params = dict(params) if isinstance(params, Mapping) else list(params)
         if _is_read_only(sql):
-            page = self._call(
-                "query", [meta.spec.key, sql, wire_params, is_deep, None], meta
-            )
+            try:
+                page = self._call(
+                    "query", [meta.spec.key, sql, wire_params, is_deep, None], meta
+                )
+            except sqlite3.OperationalError as exc:
+                # The reader's connection is read-only: it refused before writing.
+                if str(exc) != WRITE_REFUSED_BY_READER:
+                    raise
+                page = [None, self._call("execute", [sql, wire_params]), None]
         else:
             page = [None, self._call("execute", [sql, wire_params]), None]
         return RemoteCursor(self, meta, page, is_deep)
@@ -263,14 +280,20 @@ class RemoteEngine:
 
 
 def connect(
-    address: str = wire.DEFAULT_ADDRESS, *, timeout: float = 10.0
+    address: str = wire.DEFAULT_ADDRESS,
+    *,
+    timeout: float = 10.0,
+    curve: CurveKeys | None = None,
 ) -> RemoteEngine:
     """A client for the server at `address`; it connects lazily, on first use.
 
     Every call raises ServerTimeoutError (a TimeoutError) if the server does not
-    answer within `timeout` seconds.
+    answer within `timeout` seconds. For a server with CURVE on, pass
+    `curve=CurveKeys(client_secret_file, server_public_file)`; the files are read
+    here (KeyFileError if one is missing or malformed). A server that does not
+    admit the key never answers, so calls end in ServerTimeoutError.
     """
-    return RemoteEngine(address, timeout)
+    return RemoteEngine(address, timeout, curve)
 
 
 def _one_node(row: Any) -> tuple[list[core.Node], list[Any]]:

@@ -19,6 +19,7 @@ from typing import Any
 import zmq
 from micro_namedtuple_sqlite_persister import wire
 from micro_namedtuple_sqlite_persister.errors import ServerTimeoutError
+from micro_namedtuple_sqlite_persister.keys import SocketKeys
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,12 @@ _inherited: list[Any] = []
 class Transport:
     """Sends requests to one server address and returns their results."""
 
-    def __init__(self, address: str, timeout: float) -> None:
+    def __init__(
+        self, address: str, timeout: float, curve: SocketKeys | None = None
+    ) -> None:
         self.address = address
         self.timeout = timeout
+        self._curve = curve
         self._lock = threading.Lock()
         self._reset()
 
@@ -117,6 +121,8 @@ class Transport:
                 sock.setsockopt(zmq.IMMEDIATE, 1)
                 sock.setsockopt(zmq.RECONNECT_IVL, 100)
                 sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+                if self._curve is not None:
+                    self._curve.apply(sock)
                 sock.connect(self.address)
                 self._sockets.append(sock)
             self._local.socket = sock

@@ -10,6 +10,7 @@ from types import FrameType
 
 from micro_namedtuple_sqlite_persister import wire
 from micro_namedtuple_sqlite_persister.errors import PersisterError
+from micro_namedtuple_sqlite_persister.keys import KEYGEN_COMMAND
 
 from .service import Server, ServerConfig
 
@@ -28,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         "--bind",
         action="append",
         metavar="ADDRESS",
+        default=argparse.SUPPRESS,  # the help names the real default
         help=f"address to listen on, tcp://HOST:PORT or ipc://PATH; repeatable "
         f"(default: {wire.DEFAULT_ADDRESS})",
     )
@@ -60,6 +62,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         help="most writes one client may have waiting behind a transaction",
     )
     parser.add_argument(
+        "--max-reads-per-client",
+        type=int,
+        default=4,
+        help="most queries and finds one client may have running or waiting on "
+        "the reader threads; more get an error at once",
+    )
+    parser.add_argument(
         "--lease-timeout",
         type=float,
         default=10.0,
@@ -90,11 +99,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
         metavar="SECONDS",
         help="on stop, how long to wait for running queries and unsent replies",
     )
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        help="allow TCP addresses reachable from other hosts, without authentication",
-    )
+    _add_security_options(parser)
     parser.add_argument(
         "--log-level",
         default="INFO",
@@ -108,24 +113,66 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     )
     return ServerConfig(
         db_path=args.db_path,
-        binds=args.bind or [wire.DEFAULT_ADDRESS],
+        binds=getattr(args, "bind", None) or [wire.DEFAULT_ADDRESS],
         synchronous=args.synchronous,
         readers=args.readers,
         max_message_bytes=args.max_message_bytes,
         max_batch=args.max_batch,
         max_queued_per_client=args.max_queued_per_client,
+        max_reads_per_client=args.max_reads_per_client,
         lease_timeout_s=args.lease_timeout,
         page_rows=args.page_rows,
         cursor_idle_s=args.cursor_idle,
         dedupe_window_s=args.dedupe_window,
         stop_timeout_s=args.stop_timeout,
         is_insecure=args.insecure,
+        curve_secret_key_file=getattr(args, "curve_secret_key", None),
+        allowed_keys_dir=getattr(args, "allowed_keys", None),
+        read_only_keys_dir=getattr(args, "read_only_keys", None),
+    )
+
+
+def _add_security_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "security",
+        "Without CURVE any process that reaches the address is served, so TCP "
+        "is allowed only on loopback unless --insecure. With --curve-secret-key "
+        "traffic is encrypted and only clients whose public keys are in "
+        "--allowed-keys or --read-only-keys are served; others get no reply and "
+        "are logged at WARNING. Key directories are read at start. Make key "
+        f"pairs with: {KEYGEN_COMMAND}",
+    )
+    # SUPPRESS: off by default, and no "(default: None)" in the help.
+    group.add_argument(
+        "--curve-secret-key",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="the server's NAME.key_secret: turns CURVE authentication and "
+        "encryption on; clients need the matching NAME.key",
+    )
+    group.add_argument(
+        "--allowed-keys",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="directory of client public keys (*.key) allowed to read and write",
+    )
+    group.add_argument(
+        "--read-only-keys",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help="directory of client public keys (*.key) allowed only to ping, find "
+        "and query; their writes, transactions and SQL execute are refused",
+    )
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow TCP addresses reachable from other hosts, without authentication",
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
-    if config.is_insecure:
+    if config.is_insecure and config.curve_secret_key_file is None:
         log.warning("--insecure: serving without authentication binds=%s", config.binds)
     try:
         server = Server(config)

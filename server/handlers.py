@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from micro_namedtuple_sqlite_persister import core
-from micro_namedtuple_sqlite_persister.errors import ProtocolError, UnknownModelError
+from micro_namedtuple_sqlite_persister.errors import (
+    ProtocolError,
+    TransactionError,
+    UnknownModelError,
+)
 from micro_namedtuple_sqlite_persister.spec import TableSpec
 
 Handler = Callable[[sqlite3.Cursor, list[Any]], Any]
+TRANSACTION_SQL_REFUSED = (
+    "BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE cannot be sent as SQL: the "
+    "server runs each request in a transaction it shares with other clients. "
+    "Use transaction() to make several requests commit or roll back together."
+)
 
 
 class Handlers:
@@ -92,9 +102,26 @@ class Handlers:
         core.delete_row(cursor, self.spec(key), _int(row_id))
 
     def execute(self, cursor: sqlite3.Cursor, args: list[Any]) -> list[Any]:
-        """Run SQL that may write; return all its rows (a write returns few)."""
+        """Run SQL that may write; return all its rows (a write returns few).
+
+        Raises TransactionError for BEGIN, COMMIT, ROLLBACK, SAVEPOINT and RELEASE.
+        The writer runs this request in a savepoint of a transaction it shares
+        with other clients' writes: such a statement would end or undo theirs.
+        """
         sql, params = _expect(args, 2)
-        return cursor.execute(_str(sql), _params(params)).fetchall()
+        refused: list[int] = []
+        # The authorizer sees each statement as SQLite compiles it, whatever its
+        # spelling or comments. It is set only around the client's SQL, as the
+        # writer's own statements must run; setting one re-prepares cached ones.
+        cursor.connection.set_authorizer(partial(_refuse_transaction_control, refused))
+        try:
+            return cursor.execute(_str(sql), _params(params)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if refused:
+                raise TransactionError(TRANSACTION_SQL_REFUSED) from exc
+            raise
+        finally:
+            cursor.connection.set_authorizer(None)
 
     def find(self, cursor: sqlite3.Cursor, args: list[Any]) -> Any:
         """[row] or, deep, [row, related rows by spec key]."""
@@ -122,6 +149,13 @@ class Handlers:
             self.spec(key)
         loaded = core.load_related(cursor, self.specs, spec, rows)
         return {key: list(by_id.values()) for key, by_id in loaded.items()}
+
+
+def _refuse_transaction_control(refused: list[int], action: int, *_: Any) -> int:
+    if action in (sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT):
+        refused.append(action)
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
 
 
 def _expect(args: list[Any], count: int) -> list[Any]:

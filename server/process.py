@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from micro_namedtuple_sqlite_persister.errors import PersisterError, ServerTimeoutError
+from micro_namedtuple_sqlite_persister.keys import CurveKeys
 
 
 class ServerProcess:
@@ -25,6 +26,10 @@ class ServerProcess:
     directory. Extra keyword options become command-line options
     (`lease_timeout=2` -> `--lease-timeout 2`; True -> a bare flag). The server's
     log goes to `log_path` (default: a file beside the socket).
+
+    A server started with `curve_secret_key=...` answers only admitted keys, so
+    `curve` must name a client key pair it admits (and the server's public key)
+    for the readiness ping; PersisterError otherwise.
     """
 
     def __init__(
@@ -34,9 +39,19 @@ class ServerProcess:
         *,
         start_timeout_s: float = 30.0,
         log_path: str | os.PathLike[str] | None = None,
+        curve: CurveKeys | None = None,
         **options: Any,
     ) -> None:
+        if options.get("curve_secret_key") and curve is None:
+            raise PersisterError(
+                "ServerProcess with curve_secret_key needs curve=CurveKeys(client "
+                "secret file, server public file) of an admitted client, to ping "
+                "the server while it starts."
+            )
+        if curve is not None:
+            curve.load()  # a bad key file fails here, before a process starts
         self.db_path = str(db_path)
+        self.curve = curve
         self._tmp = tempfile.TemporaryDirectory(prefix="mnsp-")
         self.address = address or f"ipc://{self._tmp.name}/server.sock"
         self.log_path = Path(log_path or Path(self._tmp.name) / "server.log")
@@ -74,7 +89,7 @@ class ServerProcess:
         from micro_namedtuple_sqlite_persister.client import connect
 
         deadline = time.monotonic() + self.start_timeout_s
-        with connect(self.address, timeout=0.5) as probe:
+        with connect(self.address, timeout=0.5, curve=self.curve) as probe:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
                     raise PersisterError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import secrets
 import sqlite3
 import threading
 import time
@@ -21,6 +22,7 @@ from micro_namedtuple_sqlite_persister import wire
 from micro_namedtuple_sqlite_persister.errors import ProtocolError
 
 from .handlers import Handlers
+from .security import restrict_read_connection
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,6 @@ class Reader(threading.Thread):
         self._cursor_idle_s = cursor_idle_s
         self._explain = explain
         self._cursors: dict[str, tuple[sqlite3.Cursor, Any, bool, float]] = {}
-        self._ids = itertools.count(1)
         # Each counter has one writer thread, so no lock is needed.
         self.submitted = 0  # by the I/O thread
         self.done = 0  # by this reader
@@ -68,6 +69,7 @@ class Reader(threading.Thread):
             f"file:{self._path}?mode=ro", uri=True, isolation_level=None
         )
         connection.execute("PRAGMA query_only=ON")
+        restrict_read_connection(connection)
         push = self._context.socket(zmq.PUSH)
         push.connect(self._reply_address)
         try:
@@ -141,7 +143,8 @@ class Reader(threading.Thread):
         if len(rows) < size:
             cursor.close()
             return [None, rows, related]
-        cursor_id = f"{self.index}:{next(self._ids)}"
+        # Unguessable, so one client cannot read or close another's cursor.
+        cursor_id = f"{self.index}:{secrets.token_hex(12)}"
         self._cursors[cursor_id] = (cursor, spec, is_deep, time.monotonic())
         return [cursor_id, rows, related]
 

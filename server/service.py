@@ -32,12 +32,20 @@ from micro_namedtuple_sqlite_persister.spec import TableSpec
 
 from .handlers import Handlers
 from .readers import Reader, ReaderPool
+from .security import (
+    CurveGuard,
+    explain_refused_sql,
+    is_refused_for_read_only,
+    load_curve_setup,
+    read_only_refusal,
+)
 from .writer import Writer
 
 log = logging.getLogger(__name__)
 
 REPLY_ADDRESS = "inproc://mnsp-reader-replies"
 READS_IN_LEASE = frozenset({"find", "find_by"})
+DROP_REPLIES_ENV = "MNSP_TEST_DROP_REPLIES"
 
 
 @dataclass
@@ -51,12 +59,17 @@ class ServerConfig:
     max_message_bytes: int = wire.DEFAULT_MAX_MESSAGE_BYTES
     max_batch: int = 512
     max_queued_per_client: int = 1000
+    max_reads_per_client: int = 4
     lease_timeout_s: float = 10.0
     page_rows: int = 1000
     cursor_idle_s: float = 60.0
     dedupe_window_s: float = 600.0
     stop_timeout_s: float = 10.0
     is_insecure: bool = False
+    # CURVE: the server's NAME.key_secret, and directories of client NAME.key files.
+    curve_secret_key_file: str | None = None
+    allowed_keys_dir: str | None = None
+    read_only_keys_dir: str | None = None
 
 
 @dataclass
@@ -75,7 +88,14 @@ class Server:
     """Serves one database file until `stop()` is called (from any thread)."""
 
     def __init__(self, config: ServerConfig) -> None:
-        check_bind_addresses(config.binds, config.is_insecure)
+        self._curve = load_curve_setup(
+            config.curve_secret_key_file,
+            config.allowed_keys_dir,
+            config.read_only_keys_dir,
+        )
+        check_bind_addresses(
+            config.binds, config.is_insecure, is_authenticated=self._curve is not None
+        )
         self.config = config
         self.specs: dict[str, TableSpec] = {}
         self.handlers = Handlers(self.specs)
@@ -91,8 +111,12 @@ class Server:
         # Request ids a reader is working on. A client re-sends a request that
         # is slow to answer; the copy is dropped, the first reply answers both.
         self._reading: set[bytes] = set()
+        # Reads each client has on the readers, queued or running, by identity.
+        self._reads_by_client: dict[bytes, int] = {}
         self._replies: list[tuple[bytes, bytes]] = []
+        self._replies_to_drop = replies_to_drop_for_tests()
         self._context: zmq.Context[Any] = zmq.Context()
+        self._guard: CurveGuard | None = None
         self.writer = Writer(
             config.db_path,
             self.handlers,
@@ -131,17 +155,27 @@ class Server:
         router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         router.setsockopt(zmq.RCVHWM, 100_000)
         router.setsockopt(zmq.SNDHWM, 100_000)
+        if self._curve is not None:
+            self._guard = CurveGuard(self._context, self._curve)
+            self._guard.secure(router)
         for address in self.config.binds:
             try:
                 router.bind(address)
             except zmq.ZMQError as exc:
                 log.error("cannot bind address=%s reason=%s", address, exc)
                 router.close(linger=0)
+                self._stop_guard()
                 raise
             if address.startswith("ipc://"):
                 os.chmod(address[len("ipc://") :], 0o600)
             log.info("listening address=%s database=%s", address, self.config.db_path)
         return router
+
+    def _stop_guard(self) -> None:
+        """Stop CURVE authentication. Only after the router is closed."""
+        if self._guard is not None:
+            self._guard.stop()
+            self._guard = None
 
     def _reader(self, index: int) -> Reader:
         return Reader(
@@ -175,6 +209,7 @@ class Server:
         finally:
             router.close(linger=int(self.config.stop_timeout_s * 1000))
             pull.close(linger=0)
+            self._stop_guard()
             self._context.term()
 
     # -- the loop ------------------------------------------------------------------
@@ -197,14 +232,41 @@ class Server:
 
     def _receive_batch(self, router: zmq.Socket[Any], readers: ReaderPool) -> None:
         """Handle every waiting request (up to max_batch), commit once, reply."""
+        if self._guard is None:
+            self._receive_requests(router, readers)
+        else:
+            self._receive_authenticated_requests(router, readers, self._guard)
+        self._run_deferred(readers)
+        self._finish_batch(router)
+
+    def _receive_requests(self, router: zmq.Socket[Any], readers: ReaderPool) -> None:
         for _ in range(self.config.max_batch):
             try:
                 frames = router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 break
             self._handle_message(frames, readers)
-        self._run_deferred(readers)
-        self._finish_batch(router)
+
+    def _receive_authenticated_requests(
+        self, router: zmq.Socket[Any], readers: ReaderPool, guard: CurveGuard
+    ) -> None:
+        """As `_receive_requests`, with each sender's role taken from its CURVE key.
+
+        Frames are received uncopied only to read their User-Id property; the
+        plain path above keeps the faster copying receive.
+        """
+        for _ in range(self.config.max_batch):
+            try:
+                frames = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            is_read_only = guard.role_of(frames[-1])
+            message = [frame.bytes for frame in frames]
+            if is_read_only is None:
+                size = sum(map(len, message))
+                self._drop(message[0], size, "sender has no known CURVE key")
+                continue
+            self._handle_message(message, readers, is_read_only)
 
     def _finish_batch(self, router: zmq.Socket[Any]) -> None:
         if self.writer.lease is None:
@@ -237,11 +299,14 @@ class Server:
             except zmq.Again:
                 return
             self._reading.discard(request_id)
+            self._end_read(identity)
             router.send_multipart([identity, frame])
 
     # -- one request ----------------------------------------------------------------
 
-    def _handle_message(self, frames: list[bytes], readers: ReaderPool) -> None:
+    def _handle_message(
+        self, frames: list[bytes], readers: ReaderPool, is_read_only: bool = False
+    ) -> None:
         identity = frames[0]
         self.counts["requests"] += 1
         if len(frames) != 2:
@@ -253,6 +318,9 @@ class Server:
             )
         except ProtocolError as exc:
             self._drop(identity, len(frames[1]), str(exc))
+            return
+        if is_read_only and is_refused_for_read_only(op, options):
+            self._queue_error(identity, request_id, read_only_refusal(op))
             return
         self._dispatch(identity, request_id, op, args, options, readers)
 
@@ -282,11 +350,39 @@ class Server:
                 self.counts["reads"] += 1
                 self._queue_reply(identity, request_id, self.writer.read(op, args))
             elif request_id not in self._reading:
-                self._reading.add(request_id)
-                self.counts["reads"] += 1
-                readers.submit((identity, request_id, op, args))
+                self._submit_read(identity, request_id, op, args, readers)
         except Exception as exc:
             self._queue_error(identity, request_id, explain_error(exc))
+
+    def _submit_read(
+        self,
+        identity: bytes,
+        request_id: bytes,
+        op: str,
+        args: list[Any],
+        readers: ReaderPool,
+    ) -> None:
+        """Queue a read for the readers, unless its client has too many there.
+
+        The readers take jobs in order, so without a limit one client's pile of
+        slow queries would make every other client's reads wait behind it.
+        """
+        running = self._reads_by_client.get(identity, 0)
+        if running >= self.config.max_reads_per_client:
+            raise PersisterError(
+                f"this client already has {running} reads running or waiting on "
+                "the server's reader threads (limit --max-reads-per-client); wait "
+                "for their replies before sending more."
+            )
+        self._reads_by_client[identity] = running + 1
+        self._reading.add(request_id)
+        self.counts["reads"] += 1
+        readers.submit((identity, request_id, op, args))
+
+    def _end_read(self, identity: bytes) -> None:
+        left = self._reads_by_client.pop(identity, 1) - 1
+        if left > 0:
+            self._reads_by_client[identity] = left
 
     def _control(self, op: str, args: list[Any]) -> Any:
         if op == "register":
@@ -312,7 +408,12 @@ class Server:
             self._defer(identity, request_id, op, args, options)
             return
         self.counts["writes"] += 1
-        self._queue_reply(identity, request_id, self.writer.write(request_id, op, args))
+        result = self.writer.write(request_id, op, args)
+        if self._replies_to_drop > 0:
+            self._replies_to_drop -= 1
+            log.warning("test hook %s: write applied, reply dropped", DROP_REPLIES_ENV)
+            return
+        self._queue_reply(identity, request_id, result)
 
     def _defer(
         self,
@@ -426,6 +527,17 @@ class Server:
         self._replies.append((identity, wire.encode_error(request_id, exc)))
 
 
+def replies_to_drop_for_tests() -> int:
+    """Test hook: with MNSP_TEST_DROP_REPLIES=N the first N write replies are lost.
+
+    The writes are applied and committed as usual; only their replies are not
+    sent, as when a reply is lost on the way back. Tests use it to show that the
+    client's retry is answered from the applied-request record, not applied
+    again. Read once, when the server starts; never set it in production.
+    """
+    return int(os.environ.get(DROP_REPLIES_ENV) or 0)
+
+
 def _is_point_read(op: str, args: list[Any]) -> bool:
     """A find by id, not deep: one index lookup, short enough for the I/O thread.
 
@@ -437,14 +549,23 @@ def _is_point_read(op: str, args: list[Any]) -> bool:
 def explain_error(exc: BaseException) -> BaseException:
     """The error to send back: ours and SQLite's as they are, others as bad input."""
     if isinstance(exc, PersisterError | sqlite3.Error):
-        return exc
+        return explain_refused_sql(exc) or exc
+    if isinstance(exc, OverflowError):
+        return exc  # SQLite refused an int beyond 64 bits, as in-process
     return ProtocolError(f"malformed request arguments: {type(exc).__name__}: {exc}")
 
 
-def check_bind_addresses(binds: list[str], is_insecure: bool) -> None:
-    """Refuse TCP addresses other than loopback unless told the network is trusted."""
+def check_bind_addresses(
+    binds: list[str], is_insecure: bool, is_authenticated: bool = False
+) -> None:
+    """Refuse TCP addresses other than loopback, unless CURVE is on or --insecure.
+
+    Raises PersisterError naming the address and the ways out.
+    """
+    if is_insecure or is_authenticated:
+        return
     for address in binds:
-        if not address.startswith("tcp://") or is_insecure:
+        if not address.startswith("tcp://"):
             continue
         host = urlsplit(address).hostname or ""
         if host == "localhost":
@@ -456,6 +577,7 @@ def check_bind_addresses(binds: list[str], is_insecure: bool) -> None:
         if not is_loopback:
             raise PersisterError(
                 f"refusing to listen on {address}: it is reachable from other hosts "
-                "and this server has no authentication. Bind to 127.0.0.1 or an "
+                "and this server has no authentication. Turn CURVE on "
+                "(--curve-secret-key with --allowed-keys), bind to 127.0.0.1 or an "
                 "ipc:// path, or pass --insecure on a network you trust."
             )

@@ -6,7 +6,9 @@ sends the replies (group commit): an acknowledged write is a committed write.
 
 Every applied write is recorded in `_mnsp_applied` with its request id and reply,
 in the same savepoint. A retried request (the reply was lost, not the write) gets
-the recorded reply instead of being applied twice, also after a restart.
+the recorded reply instead of being applied twice, also after a restart. The
+record is looked up in the table, not kept in memory: at thousands of writes a
+second, a window's worth of ids would grow the server by hundreds of megabytes.
 Limit: ids are remembered for `dedupe_window_s`; a retry after that applies again.
 
 A write lease (a client's `transaction()`) holds the transaction open across
@@ -74,27 +76,18 @@ class Writer:
         self.lease: Lease | None = None
         self.commits = 0
         self._dedupe_window_s = dedupe_window_s
-        self._applied: OrderedDict[bytes, tuple[bytes, float]] = OrderedDict()
-        self._uncommitted_ids: list[bytes] = []
         self._expired_tokens: OrderedDict[bytes, None] = OrderedDict()
         self._next_prune = 0.0
-        self._load_applied()
-
-    def _load_applied(self) -> None:
-        cutoff = time.time() - self._dedupe_window_s
-        rows = self.cursor.execute(
-            f"SELECT request_id, reply, applied_at FROM {APPLIED_TABLE} "
-            "WHERE applied_at >= ? ORDER BY applied_at",
-            (cutoff,),
-        )
-        for request_id, reply, applied_at in rows:
-            self._applied[request_id] = (reply, applied_at)
 
     # -- requests ----------------------------------------------------------------
 
     def write(self, request_id: bytes, op: str, args: list[Any]) -> Any:
         """Apply one write in its own savepoint, or return the reply it already got."""
-        recorded = self._applied.get(request_id)
+        # A record of this batch is found too: it is in this connection's
+        # transaction. A rolled-back batch takes its records with it.
+        recorded = self.cursor.execute(
+            f"SELECT reply FROM {APPLIED_TABLE} WHERE request_id = ?", (request_id,)
+        ).fetchone()
         if recorded is not None:
             log.debug("duplicate request answered from the record op=%s", op)
             return wire.unpack(recorded[0])
@@ -103,19 +96,15 @@ class Writer:
         self.cursor.execute("SAVEPOINT request")
         try:
             result = self.handlers.by_op[op](self.cursor, args)
-            reply = wire.pack(result)
-            now = time.time()
             self.cursor.execute(
                 f"INSERT INTO {APPLIED_TABLE} VALUES (?, ?, ?)",
-                (request_id, reply, now),
+                (request_id, wire.pack(result), time.time()),
             )
         except BaseException:
             self.cursor.execute("ROLLBACK TO request")
             self.cursor.execute("RELEASE request")
             raise
         self.cursor.execute("RELEASE request")
-        self._applied[request_id] = (reply, now)
-        self._uncommitted_ids.append(request_id)
         return result
 
     def read(self, op: str, args: list[Any]) -> Any:
@@ -132,16 +121,12 @@ class Writer:
             self.rollback()
             raise
         self.commits += 1
-        self._uncommitted_ids.clear()
         self._prune_applied()
 
     def rollback(self) -> None:
-        """Roll back the open transaction and forget the ids it recorded."""
+        """Roll back the open transaction, with the ids it recorded."""
         if self.connection.in_transaction:
             self.cursor.execute("ROLLBACK")
-        for request_id in self._uncommitted_ids:
-            self._applied.pop(request_id, None)
-        self._uncommitted_ids.clear()
 
     # -- leases ------------------------------------------------------------------
 
@@ -198,11 +183,6 @@ class Writer:
             return
         self._next_prune = now + PRUNE_INTERVAL_S
         cutoff = now - self._dedupe_window_s
-        while self._applied:
-            request_id, (_, applied_at) = next(iter(self._applied.items()))
-            if applied_at >= cutoff:
-                break
-            del self._applied[request_id]
         self.cursor.execute(
             f"DELETE FROM {APPLIED_TABLE} WHERE applied_at < ?", (cutoff,)
         )

@@ -69,6 +69,10 @@ class AccessDeniedError(PersisterError, PermissionError):
     """The server refused the request for this client's role."""
 
 
+class KeyFileError(PersisterError, ValueError):
+    """A CURVE key file or key directory is missing, unreadable or malformed."""
+
+
 class RemoteError(PersisterError):
     """The server raised an error of a type this client does not know."""
 
@@ -98,3 +102,6 @@ class UnknownModelError(ProtocolError):
 
 
 BY_NAME["UnknownModelError"] = UnknownModelError
+# sqlite3 raises OverflowError when it binds an int beyond 64 bits (a find or a
+# query parameter); through the server the client re-raises it unchanged too.
+BY_NAME["OverflowError"] = OverflowError

@@ -68,16 +68,30 @@ def decode_request(
     version, request_id, op, args, options = message
     if version != PROTOCOL_VERSION:
         raise ProtocolError(
-            f"protocol version {version!r} is not supported (server speaks "
+            f"protocol version {_shown(version)} is not supported (server speaks "
             f"{PROTOCOL_VERSION}); use a client of the same release as the server."
         )
     if not isinstance(request_id, bytes) or not 1 <= len(request_id) <= 64:
         raise ProtocolError("request id must be 1 to 64 bytes")
-    if op not in ALL_OPS:
-        raise ProtocolError(f"unknown operation {op!r}")
+    # Checked as a str first: an array or map is unhashable, and the set lookup
+    # would raise TypeError instead of ProtocolError.
+    if not isinstance(op, str) or op not in ALL_OPS:
+        raise ProtocolError(f"unknown operation {_shown(op)}")
     if not isinstance(args, list) or not isinstance(options, dict):
         raise ProtocolError("request args must be an array and options a map")
     return request_id, op, args, options
+
+
+def _shown(value: Any) -> str:
+    """A short description of a received value, safe to put in a log line.
+
+    A deeply nested array's repr raises RecursionError, and a long one floods
+    the log: show scalars shortened, and containers by their type only.
+    """
+    if not isinstance(value, str | bytes | int | float | bool | None):
+        return f"of type {type(value).__name__}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def encode_reply(request_id: bytes, result: Any) -> bytes:

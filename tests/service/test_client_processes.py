@@ -42,10 +42,15 @@ def test_client_used_before_fork_works_in_the_children_and_the_parent(
         for count in range(1, 4)
     ]
 
-    for child in children:
-        child.start()
-    for child in children:
-        child.join(30)
+    try:
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(30)
+    finally:
+        for child in children:
+            if child.is_alive():
+                child.kill()
     client.save(Counter(None, 4))
 
     assert [child.exitcode for child in children] == [0, 0, 0]

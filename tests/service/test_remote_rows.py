@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import NamedTuple
 
 import pytest
-from micro_namedtuple_sqlite_persister import LazyRow, RowNotFoundError
+from micro_namedtuple_sqlite_persister import Engine, LazyRow, RowNotFoundError
 from micro_namedtuple_sqlite_persister.client import RemoteEngine
 
 from .conftest import create_sports_tables
@@ -299,3 +300,45 @@ def test_save_many_deep_saves_each_tree(client: RemoteEngine) -> None:
     saved = client.save_many(athletes, deep=True)
 
     assert [client.find(Athlete, row.id, deep=True) for row in saved] == saved
+
+
+class Version(NamedTuple):
+    user_version: int
+
+
+def leagues_and_version(engine: Engine | RemoteEngine) -> tuple[list, list]:
+    leagues = engine.query(League, "SELECT * FROM League").fetchall()
+    return leagues, engine.query(Version, "PRAGMA user_version").fetchall()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "WITH new(name) AS (SELECT 'Big') INSERT INTO League (leaguename) "
+        "SELECT name FROM new",
+        "PRAGMA user_version = 7",
+    ],
+)
+def test_query_with_write_that_starts_like_a_read_runs_as_in_engine(
+    client: RemoteEngine, local: Engine, sql: str
+) -> None:
+    for engine in (local, client):
+        engine.ensure_table_created(League)
+        engine.query(League, sql).fetchall()
+        engine.commit()
+
+    assert leagues_and_version(client) == leagues_and_version(local)
+
+
+def test_deep_save_many_with_a_failing_tree_saves_no_row_of_any_tree(
+    client: RemoteEngine, reader: sqlite3.Connection
+) -> None:
+    create_sports_tables(client)
+    good = Athlete(None, "eve", Team(None, "Pink", League(None, "New")))
+    bad = Athlete(None, "fay", Team(None, "Grey", 999))
+
+    with pytest.raises(sqlite3.IntegrityError):
+        client.save_many([good, bad], deep=True)
+
+    for table in ("League", "Team", "Athlete"):
+        assert reader.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
