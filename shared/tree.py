@@ -15,16 +15,41 @@ from .lazy import LazyRow
 from .model import ModelMeta, get_meta, is_model
 
 
-def walk_children_first(root: Any) -> Iterator[tuple[ModelMeta, Any]]:
+def walk_children_first(root: Any) -> list[tuple[ModelMeta, Any]]:
     """Each row of `root`'s tree that a deep save writes, children before parents.
 
     A row object reachable along several paths comes once. Related rows that are
     LazyRows or plain ids are not visited: they are saved already.
     Raises InvalidTableModelError for a row whose model cannot be a table.
     """
+    # Fast path: a parent precedes its children in pre-order, so the reversed
+    # pre-order of a tree is children-first. It breaks only when a row object is
+    # shared by two parents; then the post-order walk handles it.
+    metas: dict[type, ModelMeta] = {}
+    seen: set[int] = set()
+    order = []
+    stack = [root]
+    while stack:
+        row = stack.pop()
+        if id(row) in seen:
+            return list(_walk_post_order(root, metas))
+        seen.add(id(row))
+        meta = metas.get(row.__class__) or _table_meta(row, metas)
+        order.append((meta, row))
+        for index, _ in meta.related:
+            child = row[index]
+            if child.__class__ not in _SAVED_ALREADY:
+                stack.append(child)
+    order.reverse()
+    return order
+
+
+def _walk_post_order(
+    root: Any, metas: dict[type, ModelMeta]
+) -> Iterator[tuple[ModelMeta, Any]]:
+    """The general children-first walk: each row once, even when shared."""
     done: set[int] = set()
     expanded: set[int] = set()
-    metas: dict[type, ModelMeta] = {}
     stack = [root]
     while stack:
         row = stack[-1]
@@ -36,14 +61,19 @@ def walk_children_first(root: Any) -> Iterator[tuple[ModelMeta, Any]]:
                 yield metas[row.__class__], row
             continue
         expanded.add(key)
-        meta = metas.get(row.__class__)
-        if meta is None:
-            meta = metas[row.__class__] = get_meta(row.__class__)
-            meta.require_table()
+        meta = _table_meta(row, metas)
         for index, _ in meta.related:
             child = row[index]
             if _is_unsaved(child) and id(child) not in expanded:
                 stack.append(child)
+
+
+def _table_meta(row: Any, metas: dict[type, ModelMeta]) -> ModelMeta:
+    meta = metas.get(row.__class__)
+    if meta is None:
+        meta = metas[row.__class__] = get_meta(row.__class__)
+        meta.require_table()
+    return meta
 
 
 def encode_deep_checked(meta: ModelMeta, row: Any) -> list[Any]:
@@ -79,11 +109,14 @@ def flatten_tree(root: Any) -> tuple[list[Node], list[Any]]:
     return nodes, rows
 
 
+# What a related field may hold that a deep save does not visit: no row, an id,
+# or a row loaded from the database (saved already).
+_SAVED_ALREADY = frozenset({type(None), int, LazyRow})
+
+
 def _is_unsaved(value: Any) -> bool:
     """True for a model instance a deep save must visit (not None, id or LazyRow)."""
-    return (
-        value is not None and type(value) is not int and not isinstance(value, LazyRow)
-    )
+    return value.__class__ not in _SAVED_ALREADY
 
 
 def rebuild_saved(nodes: list[Node], rows: list[Any], ids: list[int]) -> Any:
@@ -110,6 +143,9 @@ def build_deep(
     `decode_row(meta, values, ref)` turns stored values into an instance. A related
     row missing from `loaded`, or closing a cycle, is left as `lazy(model, id)`.
     """
+    fast = _build_in_reverse_load_order(meta, rows, loaded, lazy)
+    if fast is not None:
+        return fast
     built: dict[tuple[type, int], Any] = {}
     plans: dict[type, _Plan] = {}
 
@@ -130,6 +166,47 @@ def build_deep(
         _build_reachable(roots, built, plans, plan_of, decode_row, ref)
         results.append(decode_row(meta, values, ref))
     return results
+
+
+def _build_in_reverse_load_order(
+    meta: ModelMeta,
+    rows: Iterable[Row],
+    loaded: Loaded,
+    lazy: Callable[[type, int], Any],
+) -> list[Any] | None:
+    """The common case of `build_deep` in one pass, or None to use the general walk.
+
+    Related rows are loaded level by level, so building each table's rows in
+    reverse load order builds children before parents. When a row refers to a
+    loaded row not built yet (a cycle, a row shared across levels) or a row fails
+    to decode, return None: the general walk then handles it, with its errors.
+    """
+    metas = related_models(meta.model)
+    built_by_model: dict[type, dict[int, Any]] = {}
+    built_by_key: dict[str, dict[int, Any]] = {}
+    for target in metas:
+        built_by_model[target.model] = built_by_key.setdefault(target.spec.key, {})
+    is_missed = False
+
+    def ref(model: type, row_id: int) -> Any:
+        nonlocal is_missed
+        row = built_by_model[model].get(row_id)
+        if row is None:
+            loaded_rows = loaded.get(get_meta(model).spec.key)
+            is_missed = is_missed or (loaded_rows is not None and row_id in loaded_rows)
+            return lazy(model, row_id)
+        return row
+
+    decoders = {target.spec.key: target.decode for target in metas}
+    try:
+        for key in reversed(list(loaded)):
+            decode, into = decoders[key], built_by_key[key]
+            for row_id, values in reversed(loaded[key].items()):
+                into[row_id] = decode(values, ref)
+        results = [meta.decode(values, ref) for values in rows]
+    except Exception:
+        return None
+    return None if is_missed else results
 
 
 # A related model's metadata and its loaded rows by id.
