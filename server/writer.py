@@ -73,6 +73,11 @@ class Writer:
             f"CREATE TABLE IF NOT EXISTS {APPLIED_TABLE} (request_id BLOB PRIMARY "
             "KEY, reply BLOB NOT NULL, applied_at REAL NOT NULL) WITHOUT ROWID"
         )
+        # Pruning by age every PRUNE_INTERVAL_S must not scan the whole record.
+        self.cursor.execute(
+            f"CREATE INDEX IF NOT EXISTS {APPLIED_TABLE}_at ON {APPLIED_TABLE} "
+            "(applied_at)"
+        )
         self.lease: Lease | None = None
         self.commits = 0
         self._dedupe_window_s = dedupe_window_s

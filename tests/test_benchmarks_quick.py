@@ -1,7 +1,9 @@
 """`python -m benchmarks --quick` runs end to end and writes what it promises.
 
 Only the outputs are checked, never the speed: timings belong to the benchmark
-run itself, not to a test that must pass on any machine.
+run itself, not to a test that must pass on any machine. Every group must have
+its section and a table in results.md, its records in results.json and its
+charts.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXPECTED_WORKLOADS = {
+EXPECTED_GROUPS = ["inprocess", "transport", "writers", "readers", "bulk"]
+EXPECTED_INPROCESS_WORKLOADS = {
     "insert-save",
     "update-save",
     "find by id",
@@ -22,6 +25,19 @@ EXPECTED_WORKLOADS = {
     "deep save",
     "deep find",
 }
+
+
+def sections(markdown: str) -> dict[str, str]:
+    """The text under each `## ` heading of `markdown`, keyed by heading."""
+    found: dict[str, str] = {}
+    title = None
+    for line in markdown.splitlines():
+        if line.startswith("## "):
+            title = line[3:]
+            found[title] = ""
+        elif title is not None:
+            found[title] += line + "\n"
+    return found
 
 
 def table_rows(markdown: str) -> list[dict[str, str]]:
@@ -34,22 +50,38 @@ def table_rows(markdown: str) -> list[dict[str, str]]:
     ]
 
 
-def test_quick_benchmark_writes_table_json_and_chart(tmp_path: Path) -> None:
+def test_quick_benchmark_writes_every_group_table_json_and_charts(
+    tmp_path: Path,
+) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--out", str(tmp_path)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=110,
     )
 
     assert completed.returncode == 0, completed.stderr
     report = (tmp_path / "results.md").read_text(encoding="utf-8")
-    rows = table_rows(report)
-    assert {row["Workload"] for row in rows} == EXPECTED_WORKLOADS
-    assert {"Engine", "sqlite3"} <= {row["Contender"] for row in rows}
-    assert all(row["Median time"].split()[-1] in {"s", "ms", "µs"} for row in rows)
-    assert "| Workload |" in completed.stdout
     document = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
-    assert all(len(result["seconds"]) >= 2 for result in document["results"])
-    assert list(tmp_path.glob("*.png"))
+    titles = {group["name"]: group["title"] for group in document["groups"]}
+    assert list(titles) == EXPECTED_GROUPS
+    by_title = sections(report)
+    for name in EXPECTED_GROUPS:
+        assert titles[name] in by_title, f"no section for group {name}"
+        assert table_rows(by_title[titles[name]]), f"empty table for group {name}"
+    inprocess = table_rows(by_title[titles["inprocess"]])
+    assert {row["Workload"] for row in inprocess} == EXPECTED_INPROCESS_WORKLOADS
+    assert {"Engine", "sqlite3"} <= {row["Contender"] for row in inprocess}
+    assert all(row["Median time"].split()[-1] in {"s", "ms", "µs"} for row in inprocess)
+    writers = table_rows(by_title[titles["writers"]])
+    assert {"our server", "direct SQLite (WAL)", "BaseManager + sqlite3"} <= {
+        row["Contender"] for row in writers
+    }
+    assert all(float(row["Rows/s"].replace(",", "")) > 0 for row in writers)
+    assert "| Workload |" in completed.stdout
+    assert {r["group"] for r in document["results"]} == set(EXPECTED_GROUPS)
+    assert all(len(result["seconds"]) >= 1 for result in document["results"])
+    charts = {path.name for path in tmp_path.glob("*.png")}
+    assert {"inprocess.png", "transport.png", "bulk.png", "readers.png"} <= charts
+    assert {"writers-durability-normal.png", "writers-durability-full.png"} <= charts

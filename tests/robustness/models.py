@@ -38,7 +38,7 @@ class Measure(NamedTuple):
 
     id: int | None
     value: float
-    count: int
+    amount: int
 
 
 class Span(NamedTuple):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections import Counter
@@ -12,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import StartServer, SpawnWorker
+from .conftest import SpawnWorker, StartServer
 from .models import (
     BATCH_ROWS,
     SLOW_COUNT_SQL,
@@ -100,13 +98,13 @@ def test_worker_killed_mid_request_leaves_each_batch_whole_or_absent(
     ]
     wait_for_acks(paths, [3] * WORKERS, workers)
 
-    os.kill(workers[0].pid, signal.SIGKILL)
+    workers[0].kill()  # SIGKILL
     workers[0].join(WORKER_TIMEOUT_S)
     survivors = [len(read_acknowledged(path)) + 3 for path in paths[1:]]
     wait_for_acks(paths[1:], survivors, workers[1:])
     assert engine.save(Marker(None, "honest", 9)).id is not None
     for worker in workers[1:]:
-        os.kill(worker.pid, signal.SIGKILL)
+        worker.kill()
     join_all(workers)
 
     per_batch = Counter(name.rsplit("-", 1)[0] for name in names_stored(db_path))
@@ -131,7 +129,7 @@ def test_worker_killed_inside_transaction_is_rolled_back_when_its_lease_expires(
     holder = spawn_worker(hold_transaction, server.address, str(path))
     wait_for_acks([path], [2], [holder])
 
-    os.kill(holder.pid, signal.SIGKILL)
+    holder.kill()  # SIGKILL, inside transaction()
     holder.join(WORKER_TIMEOUT_S)
     started = time.monotonic()
     assert engine.find(Marker, before.id) == before  # reads go on meanwhile
@@ -167,7 +165,8 @@ def test_sigterm_under_load_answers_received_requests_and_exits_zero(
     slow_query = threading.Thread(
         target=lambda: slow_result.extend(
             clients().query(Span, SLOW_COUNT_SQL, [3_000_000]).fetchall()
-        )
+        ),
+        daemon=True,
     )
     slow_query.start()
     time.sleep(0.3)  # the query is running on a reader

@@ -64,7 +64,8 @@ def test_retry_reaching_a_restarted_server_gets_the_original_id_not_a_new_row(
     server = start_server()
     result: list[Any] = []
     saving = threading.Thread(
-        target=lambda: result.append(engine.save(Marker(None, "crossed", 2)))
+        target=lambda: result.append(engine.save(Marker(None, "crossed", 2))),
+        daemon=True,
     )
     saving.start()
     wait_until_stored(db_path, "crossed")

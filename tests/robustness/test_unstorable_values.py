@@ -36,18 +36,18 @@ CASES: dict[str, Action] = {
     "deep_save_int_beyond_64_bits": lambda e: e.save(
         Measure(None, 1.0, BEYOND_INT64), deep=True
     ),
-    "find_by_int_beyond_64_bits": lambda e: e.find_by(Measure, count=BEYOND_INT64),
+    "find_by_int_beyond_64_bits": lambda e: e.find_by(Measure, amount=BEYOND_INT64),
     "find_id_beyond_64_bits": lambda e: e.find(Measure, BEYOND_INT64),
     "delete_id_beyond_64_bits": lambda e: e.delete(Measure, BEYOND_INT64),
     "query_param_beyond_64_bits": lambda e: e.query(
-        Measure, "SELECT * FROM Measure WHERE count = ?", [BEYOND_INT64]
+        Measure, "SELECT * FROM Measure WHERE amount = ?", [BEYOND_INT64]
     ).fetchall(),
     "save_nan_into_not_null": lambda e: e.save(Measure(None, NAN, 1)),
     "save_many_nan_into_not_null": lambda e: e.save_many(
         [Measure(None, 1.0, 1), Measure(None, NAN, 2)]
     ),
     "sql_insert_nan_into_not_null": lambda e: e.query(
-        Measure, "INSERT INTO Measure (value, count) VALUES (?, 1)", [NAN]
+        Measure, "INSERT INTO Measure (value, amount) VALUES (?, 1)", [NAN]
     ),
 }
 
