@@ -15,7 +15,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from micro_namedtuple_sqlite_persister import core, wire
-from micro_namedtuple_sqlite_persister.convert import explain_encode_error
+from micro_namedtuple_sqlite_persister.convert import (
+    encode_params,
+    explain_encode_error,
+)
 from micro_namedtuple_sqlite_persister.errors import (
     PersisterError,
     RowNotFoundError,
@@ -175,7 +178,7 @@ class RemoteEngine:
         """
         meta = get_meta(model)
         is_deep = bool(deep and meta.related)
-        wire_params = dict(params) if isinstance(params, Mapping) else list(params)
+        wire_params = encode_params(params)
         if _is_read_only(sql):
             try:
                 page = self._call(

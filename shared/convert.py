@@ -13,15 +13,17 @@ itself on the hot path, and a straight-line function costs almost nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .adaptconvert import find_adapt_convert
 from .errors import (
     ColumnCountMismatchError,
     UnsavedRelatedRowError,
     ValueNotStorableError,
 )
-from .model import FieldInfo, FieldKind, ModelMeta
+from .lazy import LazyRow
+from .model import FieldInfo, FieldKind, ModelMeta, is_model
 
 Encoder = Callable[[Any], tuple[Any, ...]]
 Decoder = Callable[[Any, Callable[[type, int], Any]], Any]
@@ -141,3 +143,31 @@ def _bad_value(
         f"{meta.name}.{field.name} = {value!r} cannot be stored as "
         f"{getattr(field.python_type, '__qualname__', field.python_type)}: {exc}"
     )
+
+
+_PRIMITIVES = frozenset({type(None), int, float, str, bytes})
+
+
+def encode_params(
+    params: Sequence[Any] | Mapping[str, Any],
+) -> list[Any] | dict[str, Any]:
+    """Query parameters as primitives, converted as a field of their type would be.
+
+    A datetime parameter then compares correctly with stored datetimes, in-process
+    and through the server alike; a row stands for its id. Values of other types
+    are left for SQLite to refuse.
+    """
+    if isinstance(params, Mapping):
+        return {name: _encode_param(value) for name, value in params.items()}
+    return [_encode_param(value) for value in params]
+
+
+def _encode_param(value: Any) -> Any:
+    if value.__class__ in _PRIMITIVES:
+        return value
+    pair = find_adapt_convert(value.__class__)
+    if pair is not None:
+        return pair.adapt(value)
+    if is_model(value.__class__) or isinstance(value, LazyRow):
+        return value.id
+    return value

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from . import core
 from .convert import (
     column_count_error,
+    encode_params,
     encode_value,
     explain_decode_error,
     explain_encode_error,
@@ -190,8 +191,9 @@ class Engine:
         if not deep or not meta.related:
             lazy = self._lazy
             cursor.row_factory = lambda _, values: decode_checked(meta, values, lazy)
-            return cursor.execute(sql, params)  # type: ignore[return-value]
-        return DeepCursor(cursor.execute(sql, params), meta, self._build_deep)  # type: ignore[return-value]
+            return cursor.execute(sql, encode_params(params))  # type: ignore[return-value]
+        found = cursor.execute(sql, encode_params(params))
+        return DeepCursor(found, meta, self._build_deep)  # type: ignore[return-value]
 
     # -- transactions -----------------------------------------------------------
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import NamedTuple
+
 import pytest
 from micro_namedtuple_sqlite_persister import ColumnCountMismatchError, Engine
 from models import Athlete, League, LeagueCount, Team
@@ -127,3 +130,21 @@ def test_query_with_too_few_columns_raises_column_count_mismatch(
 
     assert "2 columns" in str(raised.value)
     assert "Athlete has 3 fields" in str(raised.value)
+
+
+# -- parameters ------------------------------------------------------------------------
+
+
+class Reading(NamedTuple):
+    id: int | None
+    taken_at: dt.datetime
+
+
+def test_datetime_parameter_compares_as_stored_datetimes_do(engine: Engine) -> None:
+    noon = dt.datetime(2026, 1, 1, 12, 0)
+    engine.ensure_table_created(Reading)
+    saved = [engine.save(Reading(None, noon + dt.timedelta(hours=h))) for h in range(3)]
+
+    later = engine.query(Reading, "SELECT * FROM Reading WHERE taken_at > ?", (noon,))
+
+    assert later.fetchall() == saved[1:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from typing import NamedTuple
 
@@ -342,3 +343,20 @@ def test_deep_save_many_with_a_failing_tree_saves_no_row_of_any_tree(
 
     for table in ("League", "Team", "Athlete"):
         assert reader.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+
+
+class Reading(NamedTuple):
+    id: int | None
+    taken_at: dt.datetime
+
+
+def test_datetime_parameter_through_server_compares_as_stored(
+    client: RemoteEngine,
+) -> None:
+    noon = dt.datetime(2026, 1, 1, 12, 0)
+    client.ensure_table_created(Reading)
+    saved = [client.save(Reading(None, noon + dt.timedelta(hours=h))) for h in range(3)]
+
+    later = client.query(Reading, "SELECT * FROM Reading WHERE taken_at > ?", (noon,))
+
+    assert later.fetchall() == saved[1:]
