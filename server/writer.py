@@ -87,18 +87,16 @@ class Writer:
     # -- requests ----------------------------------------------------------------
 
     def write(self, request_id: bytes, op: str, args: list[Any]) -> Any:
-        """Apply one write in its own savepoint, or return the reply it already got."""
-        # A record of this batch is found too: it is in this connection's
-        # transaction. A rolled-back batch takes its records with it.
-        recorded = self.cursor.execute(
-            f"SELECT reply FROM {APPLIED_TABLE} WHERE request_id = ?", (request_id,)
-        ).fetchone()
-        if recorded is not None:
-            log.debug("duplicate request answered from the record op=%s", op)
-            return wire.unpack(recorded[0])
-        if not self.connection.in_transaction:
-            self.cursor.execute("BEGIN IMMEDIATE")
-        self.cursor.execute("SAVEPOINT request")
+        """Apply one write atomically, or return the reply it already got.
+
+        The first write of a batch runs in the batch's fresh transaction, later
+        ones in a savepoint each, so a failure undoes that request alone.
+        A duplicate is noticed without a lookup on the common path: recording its
+        id fails (primary key), or the write itself fails (a repeated delete);
+        either way it is undone and answered from the record.
+        """
+        is_first = not self.connection.in_transaction
+        self.cursor.execute("BEGIN IMMEDIATE" if is_first else "SAVEPOINT request")
         try:
             result = self.handlers.by_op[op](self.cursor, args)
             self.cursor.execute(
@@ -106,11 +104,29 @@ class Writer:
                 (request_id, wire.pack(result), time.time()),
             )
         except BaseException:
+            self._undo(is_first)
+            recorded = self._recorded_reply(request_id)
+            if recorded is None:
+                raise
+            log.debug("duplicate request answered from the record op=%s", op)
+            return wire.unpack(recorded)
+        if not is_first:
+            self.cursor.execute("RELEASE request")
+        return result
+
+    def _undo(self, is_first: bool) -> None:
+        if is_first:
+            self.cursor.execute("ROLLBACK")
+        else:
             self.cursor.execute("ROLLBACK TO request")
             self.cursor.execute("RELEASE request")
-            raise
-        self.cursor.execute("RELEASE request")
-        return result
+
+    def _recorded_reply(self, request_id: bytes) -> bytes | None:
+        """The reply recorded for `request_id`, committed or in this transaction."""
+        row = self.cursor.execute(
+            f"SELECT reply FROM {APPLIED_TABLE} WHERE request_id = ?", (request_id,)
+        ).fetchone()
+        return None if row is None else row[0]  # type: ignore[no-any-return]
 
     def read(self, op: str, args: list[Any]) -> Any:
         """A read on the write connection (it sees the open transaction's writes)."""
