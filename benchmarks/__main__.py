@@ -1,18 +1,19 @@
-"""`python -m benchmarks [--quick] [--out DIR]`: run every group, write and print."""
+"""`python -m benchmarks [--quick] [--out DIR] [--only GROUP]`: run, write, print."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
-# Importing a group module registers it; add new groups here.
-from . import inprocess  # noqa: F401
-from .common import GROUPS, Machine, Result, write_outputs
+# Importing a group module registers it, in this order; add new groups here.
+from . import inprocess, transport, writers, readers, bulk  # noqa: F401  # isort: skip
+from .common import GROUPS, Group, Machine, Result, RunConditions, write_outputs
 
 DEFAULT_OUT = Path("benchmarks") / "results"
 
@@ -35,20 +36,44 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help=f"where to write the results (default: {DEFAULT_OUT}/)",
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[group.name for group in GROUPS],
+        metavar="GROUP",
+        help="run only this group (repeatable; default: all of "
+        f"{', '.join(group.name for group in GROUPS)})",
+    )
     return parser.parse_args(argv)
+
+
+def interrupt_on_sigterm() -> None:
+    """Treat SIGTERM as Ctrl-C, so every child process is stopped on the way out."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every registered group, write the outputs, print the report."""
     args = parse_args(argv)
+    interrupt_on_sigterm()
     given = sys.argv[1:] if argv is None else list(argv)
     command = shlex.join(["python", "-m", "benchmarks", *given])
+    groups: list[Group] = [g for g in GROUPS if not args.only or g.name in args.only]
     results: list[Result] = []
-    with tqdm(unit="workload", file=sys.stderr, dynamic_ncols=True) as progress:
-        for group in GROUPS:
+    conditions = RunConditions.begin()
+    with tqdm(unit="run", file=sys.stderr, dynamic_ncols=True) as progress:
+        for group in groups:
             results += group.run(args.quick, progress)
-    report = write_outputs(results, GROUPS, Machine.current(), command, args.out)
+    conditions.finish()
+    machine = Machine.current()
+    report = write_outputs(results, groups, machine, command, args.out, conditions)
     print(report)
+    if conditions.is_code_changed:
+        print("Warning: the library's source changed during the run.", file=sys.stderr)
     print(f"Written to {args.out}/: results.md, results.json, charts (*.png)")
     return 0
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import hashlib
 import json
 import os
 import platform
 import sqlite3
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -56,6 +59,8 @@ class Result:
     seconds: list[float]
     ratios: list[float]
     target_ratio: float | None = None
+    # A bound on the median p99 latency (extra["p99_latency_ms"]), in ms.
+    latency_target_ms: float | None = None
     # Other per-repetition figures a group reports (latencies, error counts),
     # each key naming its unit, e.g. "p99_latency_ms"; written to results.json.
     extra: dict[str, list[float]] = field(default_factory=dict)
@@ -82,21 +87,42 @@ class Result:
             return None
         return self.median_ratio <= self.target_ratio
 
+    @property
+    def is_latency_target_met(self) -> bool | None:
+        if self.latency_target_ms is None:
+            return None
+        return self.median_extra("p99_latency_ms") <= self.latency_target_ms
+
+    def median_extra(self, key: str) -> float:
+        """The median over repetitions of one `extra` figure; KeyError if absent."""
+        return statistics.median(self.extra[key])
+
 
 class UnfairComparisonError(Exception):
     """Contenders did different work (other answers, schema or settings)."""
 
 
 GroupRun = Callable[[bool, Progress], list[Result]]
+TableRenderer = Callable[[Sequence[Result], str], str]
+ChartDrawer = Callable[[Sequence[Result], str, "Machine", Path], None]
 
 
 class Group(NamedTuple):
-    """A registered workload group; `notes` is Markdown printed above its table."""
+    """A registered workload group; `notes` is Markdown printed above its table.
+
+    `item` names what one of a result's `rows` is ("row", "round trip"), for
+    the table headers. A group whose figures are not times (throughput sweeps)
+    brings its own `render_table` and `draw_charts`; the others get the
+    comparison table and chart of this module.
+    """
 
     name: str
     title: str
     notes: str
     run: GroupRun
+    item: str = "row"
+    render_table: TableRenderer | None = None
+    draw_charts: ChartDrawer | None = None
 
 
 # Every group module appends itself here on import (see `register_group`);
@@ -104,16 +130,37 @@ class Group(NamedTuple):
 GROUPS: list[Group] = []
 
 
-def register_group(name: str, title: str, notes: str) -> Callable[[GroupRun], GroupRun]:
+def register_group(
+    name: str,
+    title: str,
+    notes: str,
+    *,
+    item: str = "row",
+    render_table: TableRenderer | None = None,
+    draw_charts: ChartDrawer | None = None,
+) -> Callable[[GroupRun], GroupRun]:
     """Decorator adding a group function to GROUPS; ValueError for a reused name."""
 
     def register(run: GroupRun) -> GroupRun:
         if any(group.name == name for group in GROUPS):
             raise ValueError(f"benchmark group {name!r} is registered twice.")
-        GROUPS.append(Group(name, title, notes, run))
+        GROUPS.append(Group(name, title, notes, run, item, render_table, draw_charts))
         return run
 
     return register
+
+
+# Facts a group learns only while running (a frame size, a contender skipped
+# and why), by group name; printed under the group's notes in results.md.
+RUN_NOTES: dict[str, list[str]] = {}
+
+
+def add_run_note(group: str, text: str) -> None:
+    """Record a note for `group`'s section and show it on stderr at once."""
+    RUN_NOTES.setdefault(group, []).append(text)
+    from tqdm import tqdm
+
+    tqdm.write(f"[{group}] {text}", file=sys.stderr)
 
 
 # -- measuring ------------------------------------------------------------------
@@ -225,6 +272,77 @@ class Machine:
         return f"{self.cpu}, {self.logical_cores} cores"
 
 
+@dataclass
+class RunConditions:
+    """What else was true while the figures were measured, at start and at end.
+
+    `load_*` are the 1, 5 and 15 minute load averages: other work on the
+    machine slows contenders unevenly. `code_*` name the library's source (git
+    commit and a hash of shared/, server/ and client/): the package is installed
+    editable, so a change to those files during a run changes what is measured.
+    """
+
+    load_start: tuple[float, ...]
+    load_end: tuple[float, ...]
+    code_start: str
+    code_end: str
+
+    @classmethod
+    def begin(cls) -> RunConditions:
+        """Conditions now; call `finish` when the run ends."""
+        load, code = os.getloadavg(), code_version()
+        return cls(load, load, code, code)
+
+    def finish(self) -> None:
+        self.load_end, self.code_end = os.getloadavg(), code_version()
+
+    @property
+    def is_code_changed(self) -> bool:
+        return self.code_start != self.code_end
+
+    def describe(self) -> list[str]:
+        """Markdown lines for the report's header."""
+
+        def shown(load: tuple[float, ...]) -> str:
+            return " / ".join(f"{value:.2f}" for value in load)
+
+        lines = [
+            f"Load average (1 / 5 / 15 min): {shown(self.load_start)} at start, "
+            f"{shown(self.load_end)} at end  ",
+            f"Code: {self.code_start}  ",
+        ]
+        if self.is_code_changed:
+            lines.append(
+                f"**Warning: the library's source changed during the run (now "
+                f"{self.code_end}); the figures mix two versions. Run again.**  "
+            )
+        return lines
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LIBRARY_DIRS = ("shared", "server", "client")
+
+
+def code_version(root: Path = REPO_ROOT) -> str:
+    """ "commit <hash>, source <hash>": the git commit and a hash of the library."""
+    digest = hashlib.sha256()
+    for directory in LIBRARY_DIRS:
+        for path in sorted((root / directory).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return f"commit {commit}, source {digest.hexdigest()[:12]}"
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -255,21 +373,23 @@ def format_target(result: Result) -> str:
     return f"≤ {result.target_ratio:.1f}× ({verdict})"
 
 
-TABLE_HEADER = (
-    "Workload",
-    "Contender",
-    "Rows",
-    "Median time",
-    "Per row (µs)",
-    "Ratio to baseline",
-    "Target",
-)
+def table_header(item: str) -> tuple[str, ...]:
+    """The comparison table's column names, counting in `item`s."""
+    return (
+        "Workload",
+        "Contender",
+        f"{item.capitalize()}s",
+        "Median time",
+        f"Per {item} (µs)",
+        "Ratio to baseline",
+        "Target",
+    )
 
 
-def render_table(results: Sequence[Result]) -> str:
+def render_table(results: Sequence[Result], item: str = "row") -> str:
     """A Markdown table, one line per result, in the order given."""
     lines = [
-        "| " + " | ".join(TABLE_HEADER) + " |",
+        "| " + " | ".join(table_header(item)) + " |",
         "|" + "|".join(["---", "---", "---:", "---:", "---:", "---:", "---"]) + "|",
     ]
     for result in results:
@@ -290,7 +410,11 @@ def render_table(results: Sequence[Result]) -> str:
 
 
 def render_report(
-    results: Sequence[Result], machine: Machine, command: str, groups: Sequence[Group]
+    results: Sequence[Result],
+    machine: Machine,
+    command: str,
+    groups: Sequence[Group],
+    conditions: RunConditions | None = None,
 ) -> str:
     """The whole results.md: how it was run, then one section and table per group."""
     parts = [
@@ -298,6 +422,10 @@ def render_report(
         "",
         f"Command: `{command}`  ",
         f"Machine: {machine.describe()}  ",
+    ]
+    if conditions is not None:
+        parts += conditions.describe()
+    parts += [
         f"Finished: {dt.datetime.now().isoformat(timespec='seconds')}",
         "",
         "Times are medians over repetitions; each ratio is the contender's time "
@@ -310,7 +438,11 @@ def render_report(
             continue
         repetitions = max(len(result.seconds) for result in mine)
         parts += ["", f"## {group.title}", "", group.notes.strip(), ""]
-        parts += [f"Timed repetitions: {repetitions}.", "", render_table(mine)]
+        parts += [f"- {note}" for note in RUN_NOTES.get(group.name, [])]
+        if group.name in RUN_NOTES:
+            parts.append("")
+        table = (group.render_table or render_table)(mine, group.item)
+        parts += [f"Timed repetitions: {repetitions}.", "", table]
     return "\n".join(parts) + "\n"
 
 
@@ -318,7 +450,12 @@ def render_report(
 
 
 def write_json(
-    results: Sequence[Result], machine: Machine, command: str, path: Path
+    results: Sequence[Result],
+    machine: Machine,
+    command: str,
+    path: Path,
+    groups: Sequence[Group] = (),
+    conditions: RunConditions | None = None,
 ) -> None:
     """Every repetition's raw seconds and ratios, plus the medians shown in tables."""
     records = []
@@ -328,19 +465,35 @@ def write_json(
         record["median_ratio"] = result.median_ratio
         record["per_row_us"] = result.per_row_us
         record["is_target_met"] = result.is_target_met
+        record["is_latency_target_met"] = result.is_latency_target_met
         records.append(record)
     document = {
         "command": command,
         "machine": asdict(machine),
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
-        "units": {"seconds": "s", "per_row_us": "µs", "ratios": "contender/baseline"},
+        "conditions": None if conditions is None else asdict(conditions),
+        "units": {
+            "seconds": "s",
+            "per_row_us": "µs",
+            "ratios": "contender/baseline, of seconds per row",
+            "extra": "named in each key (_ms, _per_s, counts)",
+        },
+        "groups": [
+            {"name": group.name, "title": group.title, "item": group.item}
+            for group in groups
+        ],
+        "run_notes": RUN_NOTES,
         "results": records,
     }
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
 
 def draw_comparison_chart(
-    results: Sequence[Result], title: str, machine: Machine, path: Path
+    results: Sequence[Result],
+    title: str,
+    machine: Machine,
+    path: Path,
+    item: str = "row",
 ) -> None:
     """Two panels: per-row time of every contender, and ratios to the baseline.
 
@@ -359,7 +512,7 @@ def draw_comparison_chart(
         1, 2, figsize=(13, 0.75 * len(workloads) + 2.5), sharey=True
     )
     _draw_bars(left, results, workloads, colors, "per_row_us", "{:.2f}")
-    left.set_xlabel("median time per row (µs)")
+    left.set_xlabel(f"median time per {item} (µs)")
     compared = [result for result in results if not result.is_baseline]
     _draw_bars(right, compared, workloads, colors, "median_ratio", "{:.2f}×")
     right.axvline(1.0, color="black", linewidth=0.8)
@@ -439,15 +592,19 @@ def write_outputs(
     machine: Machine,
     command: str,
     out_dir: Path,
+    conditions: RunConditions | None = None,
 ) -> str:
     """Write results.md, results.json and one chart per group; return the report."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = render_report(results, machine, command, groups)
+    report = render_report(results, machine, command, groups, conditions)
     (out_dir / "results.md").write_text(report, encoding="utf-8")
-    write_json(results, machine, command, out_dir / "results.json")
+    write_json(results, machine, command, out_dir / "results.json", groups, conditions)
     for group in groups:
         mine = [result for result in results if result.group == group.name]
         if mine:
             chart = out_dir / f"{group.name}.png"
-            draw_comparison_chart(mine, group.title, machine, chart)
+            if group.draw_charts is None:
+                draw_comparison_chart(mine, group.title, machine, chart, group.item)
+            else:
+                group.draw_charts(mine, group.title, machine, chart)
     return report
