@@ -132,14 +132,8 @@ def save_many(
     rows: Iterable[tuple[int | None, Sequence[Any]]],
 ) -> list[int]:
     """Insert or update each (id, values); return the ids. Caller wraps atomically."""
-    ids = []
-    for row_id, values in rows:
-        if row_id is None:
-            ids.append(insert_row(cursor, spec, values))
-        else:
-            update_row(cursor, spec, row_id, values)
-            ids.append(row_id)
-    return ids
+    nodes = [(spec.key, row_id, values, ()) for row_id, values in rows]
+    return save_nodes(cursor, {spec.key: spec}, nodes)
 
 
 def save_nodes(
