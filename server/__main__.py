@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 from types import FrameType
 
@@ -176,8 +177,14 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("--insecure: serving without authentication binds=%s", config.binds)
     try:
         server = Server(config)
-    except (PersisterError, OSError) as exc:
-        log.error("cannot start reason=%s", exc)
+    except (PersisterError, OSError, sqlite3.Error) as exc:
+        log.error(
+            "cannot start database=%s reason=%s: %s (check that the directory "
+            "exists and the file is a SQLite database you may write)",
+            config.db_path,
+            type(exc).__name__,
+            exc,
+        )
         return 2
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

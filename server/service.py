@@ -9,15 +9,17 @@ See server/DESIGN.md for the reasoning.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import logging
 import os
+import socket
 import sqlite3
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import zmq
@@ -120,6 +122,7 @@ class Server:
         self._replies_to_drop = replies_to_drop_for_tests()
         self._context: zmq.Context[Any] = zmq.Context()
         self._guard: CurveGuard | None = None
+        self._lock = hold_server_lock(config.db_path)
         self.writer = Writer(
             config.db_path,
             self.handlers,
@@ -163,8 +166,9 @@ class Server:
             self._guard.secure(router)
         for address in self.config.binds:
             try:
+                refuse_live_ipc_socket(address)
                 router.bind(address)
-            except zmq.ZMQError as exc:
+            except (zmq.ZMQError, PersisterError) as exc:
                 log.error("cannot bind address=%s reason=%s", address, exc)
                 router.close(linger=0)
                 self._stop_guard()
@@ -214,6 +218,7 @@ class Server:
             pull.close(linger=0)
             self._stop_guard()
             self._context.term()
+            self._lock.close()
 
     # -- the loop ------------------------------------------------------------------
 
@@ -528,6 +533,43 @@ class Server:
         self.counts["errors"] += 1
         log.debug("error reply client=%s error=%r", identity.hex(), exc)
         self._replies.append((identity, wire.encode_error(request_id, exc)))
+
+
+def hold_server_lock(db_path: str) -> IO[bytes]:
+    """Lock `DB_PATH-server.lock` for this process; PersisterError if another has it.
+
+    One server per database: a second one would be a second writer. The lock
+    goes when the process ends, even by kill -9.
+    """
+    lock = open(f"{db_path}-server.lock", "ab")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise PersisterError(
+            f"another server already serves {db_path}; a database has one server "
+            "(its only writer). Connect to that server, or stop it first."
+        ) from None
+    return lock
+
+
+def refuse_live_ipc_socket(address: str) -> None:
+    """PersisterError if a process already listens on this ipc path.
+
+    Binding would silently take the path over and orphan that server.
+    """
+    if not address.startswith("ipc://"):
+        return
+    path = address[len("ipc://") :]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return  # nothing listens there: a stale file, or none
+    raise PersisterError(
+        f"another process is listening on {address}; stop it, or bind this "
+        "server to another path."
+    )
 
 
 def send_reply(router: zmq.Socket[Any], identity: bytes, frame: bytes) -> None:

@@ -104,7 +104,13 @@ def delete_row(cursor: sqlite3.Cursor, spec: TableSpec, row_id: int) -> None:
 
 def fetch_row(cursor: sqlite3.Cursor, spec: TableSpec, row_id: int) -> Row:
     """The row `row_id` as stored; RowNotFoundError if there is none."""
-    row = cursor.execute(spec.select_by_id_sql, (row_id,)).fetchone()
+    try:
+        row = cursor.execute(spec.select_by_id_sql, (row_id,)).fetchone()
+    except sqlite3.OperationalError as exc:
+        error = _missing_table_error(spec, exc)
+        if error is None:
+            raise
+        raise error from exc
     if row is None:
         raise RowNotFoundError(
             f"{spec.name} has no row with id={row_id} in table {spec.table!r}. "
@@ -124,6 +130,11 @@ def fetch_first_by(
         return cursor.execute(sql, values).fetchone()  # type: ignore[no-any-return]
     except (OverflowError, sqlite3.ProgrammingError) as exc:
         raise not_storable_error(spec, values, exc, names) from exc
+    except sqlite3.OperationalError as exc:
+        error = _missing_table_error(spec, exc)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def save_many(
@@ -236,7 +247,7 @@ def _missing_table_error(
         return None
     missing = str(exc).rsplit(" ", 1)[-1].removeprefix("main.")
     return SchemaMismatchError(
-        f"cannot write {spec.name}: table {missing!r} does not exist. Call "
+        f"cannot use {spec.name}: table {missing!r} does not exist. Call "
         f"ensure_table_created on the {missing} model (and on every model "
         f"{spec.name} refers to) first."
     )

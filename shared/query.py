@@ -99,9 +99,15 @@ def _fstring_of(function: Callable[..., Any]) -> ast.JoinedStr:
             "(functions typed at an interactive prompt or made by exec have none). "
             "Define it in a file, or pass SQL to engine.query directly."
         ) from exc
-    tree = ast.parse(source)
-    definition = tree.body[0]
-    assert isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef)
+    try:
+        definition = ast.parse(source).body[0]
+    except SyntaxError:
+        definition = None
+    if not isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef):
+        raise InvalidQueryError(
+            f"select decorates a function defined with def, not {name}; write "
+            '`@select(Model)` above `def name(...): return f"WHERE ..."`.'
+        )
     body = definition.body
     if len(body) > 1 and _is_docstring(body[0]):
         body = body[1:]

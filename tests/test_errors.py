@@ -14,6 +14,7 @@ from micro_namedtuple_sqlite_persister import (
     Engine,
     InvalidFieldError,
     InvalidModelError,
+    InvalidQueryError,
     InvalidTableModelError,
     PersisterError,
     RowNotFoundError,
@@ -22,6 +23,7 @@ from micro_namedtuple_sqlite_persister import (
     UnsavedRelatedRowError,
     ValueNotStorableError,
     register_adapt_convert,
+    select,
 )
 from models import Athlete, League, Team, Team_NameOnly
 
@@ -334,3 +336,20 @@ def test_adapter_failure_raises_naming_field_and_value(engine: Engine) -> None:
     assert "FussyHolder.fussy = Fussy(-1)" in str(raised.value)
     assert "negative values are not allowed" in str(raised.value)
     assert count_rows(engine.connection, "FussyHolder") == 0
+
+
+class NeverCreated(NamedTuple):
+    id: int | None
+    n: int
+
+
+def test_find_on_a_table_never_created_says_to_create_it(engine: Engine) -> None:
+    with pytest.raises(SchemaMismatchError, match="ensure_table_created"):
+        engine.find(NeverCreated, 1)
+    with pytest.raises(SchemaMismatchError, match="ensure_table_created"):
+        engine.find_by(NeverCreated, n=1)
+
+
+def test_select_on_a_lambda_is_refused_with_invalid_query_error() -> None:
+    with pytest.raises(InvalidQueryError):
+        select(NeverCreated)(lambda n: f"WHERE {NeverCreated.n} = {n}")

@@ -160,3 +160,35 @@ def test_seed_example_runs_to_the_end_through_a_server() -> None:
             seed.wait()
 
     assert seed.returncode == 0, output
+
+
+def _start_refused(db: Path, address: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "micro_namedtuple_sqlite_persister.server"]
+    return subprocess.run(
+        [*command, str(db), "--bind", address],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.timeout(60)
+def test_second_server_on_same_database_refuses_to_start(
+    server: ServerProcess, server_db: Path, tmp_path: Path
+) -> None:
+    second = _start_refused(server_db, f"ipc://{tmp_path}/second.sock")
+
+    assert second.returncode != 0
+    assert "another server already serves" in second.stderr
+    assert connect(server.address, timeout=5).ping()["pid"] == server.pid
+
+
+@pytest.mark.timeout(60)
+def test_second_server_on_same_ipc_path_refuses_and_first_keeps_serving(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    second = _start_refused(tmp_path / "other.db", server.address)
+
+    assert second.returncode != 0
+    assert "another process is listening" in second.stderr
+    assert connect(server.address, timeout=5).ping()["pid"] == server.pid
