@@ -59,6 +59,11 @@ class RemoteEngine:
         timeout: float = 10.0,
         curve: CurveKeys | None = None,
     ) -> None:
+        if not address.startswith(("tcp://", "ipc://")):
+            raise ValueError(
+                f"server address {address!r} must look like tcp://HOST:PORT or "
+                "ipc://PATH (as given to the server's --bind)."
+            )
         self.address = address
         self.timeout = timeout
         self.curve = curve

@@ -9,6 +9,7 @@ See server/DESIGN.md for the reasoning.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import logging
@@ -219,6 +220,7 @@ class Server:
             self._stop_guard()
             self._context.term()
             self._lock.close()
+            remove_ipc_files(self.config.binds)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -551,6 +553,14 @@ def hold_server_lock(db_path: str) -> IO[bytes]:
             "(its only writer). Connect to that server, or stop it first."
         ) from None
     return lock
+
+
+def remove_ipc_files(binds: list[str]) -> None:
+    """Remove the socket files of ipc addresses this server listened on."""
+    for address in binds:
+        if address.startswith("ipc://"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(address[len("ipc://") :])
 
 
 def refuse_live_ipc_socket(address: str) -> None:

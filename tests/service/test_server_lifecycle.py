@@ -192,3 +192,18 @@ def test_second_server_on_same_ipc_path_refuses_and_first_keeps_serving(
     assert second.returncode != 0
     assert "another process is listening" in second.stderr
     assert connect(server.address, timeout=5).ping()["pid"] == server.pid
+
+
+def test_connect_to_an_address_without_tcp_or_ipc_scheme_says_what_it_expects() -> None:
+    with pytest.raises(ValueError, match="tcp://HOST:PORT or ipc://PATH"):
+        connect("http://127.0.0.1:1")
+
+
+@pytest.mark.timeout(60)
+def test_clean_stop_removes_the_ipc_socket_file(server: ServerProcess) -> None:
+    path = server.address[len("ipc://") :]
+    assert os.path.exists(path)
+
+    assert server.stop() == 0
+
+    assert not os.path.exists(path)
