@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import zmq
@@ -78,15 +78,21 @@ class ServerConfig:
     read_only_keys_dir: str | None = None
 
 
-@dataclass
-class Deferred:
-    """A write that waits for another client's lease to end."""
+class Request(NamedTuple):
+    """One decoded request and the client it came from."""
 
     identity: bytes
     request_id: bytes
     op: str
     args: list[Any]
     options: dict[str, Any]
+
+
+@dataclass
+class Deferred:
+    """A write that waits for another client's lease to end."""
+
+    request: Request
     give_up_at: float
 
 
@@ -207,8 +213,8 @@ class Server:
             self._forward_reader_replies(router, pull)
             for deferred in self._deferred:
                 self._queue_error(
-                    deferred.identity,
-                    deferred.request_id,
+                    deferred.request.identity,
+                    deferred.request.request_id,
                     ServerTimeoutError("the server stopped before this write ran"),
                 )
             self._deferred.clear()
@@ -332,7 +338,7 @@ class Server:
         if is_read_only and is_refused_for_read_only(op, options):
             self._queue_error(identity, request_id, read_only_refusal(op))
             return
-        self._dispatch(identity, request_id, op, args, options, readers)
+        self._dispatch(Request(identity, request_id, op, args, options), readers)
 
     def _drop(self, identity: bytes, size: int, reason: str) -> None:
         self.counts["dropped"] += 1
@@ -340,22 +346,15 @@ class Server:
             "dropped frame client=%s bytes=%d reason=%s", identity.hex(), size, reason
         )
 
-    def _dispatch(
-        self,
-        identity: bytes,
-        request_id: bytes,
-        op: str,
-        args: list[Any],
-        options: dict[str, Any],
-        readers: ReaderPool,
-    ) -> None:
+    def _dispatch(self, request: Request, readers: ReaderPool) -> None:
+        identity, request_id, op, args, options = request
         try:
             if op in wire.CONTROL_OPS:
                 self._queue_reply(identity, request_id, self._control(op, args))
             elif op in wire.LEASE_OPS or "lease" in options:
-                self._in_lease(identity, request_id, op, args, options)
+                self._in_lease(request)
             elif op in wire.WRITE_OPS:
-                self._write_or_defer(identity, request_id, op, args, options)
+                self._write_or_defer(request)
             elif self.writer.lease is None and _is_point_read(op, args):
                 self.counts["reads"] += 1
                 self._queue_reply(identity, request_id, self.writer.read(op, args))
@@ -406,16 +405,10 @@ class Server:
         # ping and commit: every acknowledged write is already committed.
         return {"protocol": wire.PROTOCOL_VERSION, "pid": os.getpid()}
 
-    def _write_or_defer(
-        self,
-        identity: bytes,
-        request_id: bytes,
-        op: str,
-        args: list[Any],
-        options: dict[str, Any],
-    ) -> None:
+    def _write_or_defer(self, request: Request) -> None:
+        identity, request_id, op, args, _ = request
         if self.writer.lease is not None:
-            self._defer(identity, request_id, op, args, options)
+            self._defer(request)
             return
         self.counts["writes"] += 1
         result = self.writer.write(request_id, op, args)
@@ -425,17 +418,11 @@ class Server:
             return
         self._queue_reply(identity, request_id, result)
 
-    def _defer(
-        self,
-        identity: bytes,
-        request_id: bytes,
-        op: str,
-        args: list[Any],
-        options: dict[str, Any],
-    ) -> None:
-        if any(deferred.request_id == request_id for deferred in self._deferred):
+    def _defer(self, request: Request) -> None:
+        identity, request_id, _, _, options = request
+        if any(d.request.request_id == request_id for d in self._deferred):
             return  # a re-sent copy of a waiting request: the first one answers
-        waiting = sum(1 for deferred in self._deferred if deferred.identity == identity)
+        waiting = sum(1 for d in self._deferred if d.request.identity == identity)
         if waiting >= self.config.max_queued_per_client:
             raise PersisterError(
                 f"this client already has {waiting} requests waiting for another "
@@ -443,22 +430,14 @@ class Server:
             )
         timeout_ms = options.get("timeout_ms")
         wait_s = timeout_ms / 1000 if isinstance(timeout_ms, int | float) else 60.0
-        self._deferred.append(
-            Deferred(identity, request_id, op, args, options, time.monotonic() + wait_s)
-        )
+        self._deferred.append(Deferred(request, time.monotonic() + wait_s))
 
-    def _in_lease(
-        self,
-        identity: bytes,
-        request_id: bytes,
-        op: str,
-        args: list[Any],
-        options: dict[str, Any],
-    ) -> None:
+    def _in_lease(self, request: Request) -> None:
         """begin / commit_lease / rollback_lease, and requests inside a lease."""
+        identity, request_id, op, args, options = request
         if op == "begin":
             if self.writer.lease is not None:
-                self._defer(identity, request_id, op, args, options)
+                self._defer(request)
                 return
             self.writer.commit()
             self.writer.begin_lease(request_id, identity, self._lease_timeout(options))
@@ -510,21 +489,14 @@ class Server:
             deferred = self._deferred.popleft()
             if time.monotonic() > deferred.give_up_at:
                 self._queue_error(
-                    deferred.identity,
-                    deferred.request_id,
+                    deferred.request.identity,
+                    deferred.request.request_id,
                     ServerTimeoutError(
                         "gave up waiting for another client's transaction to end"
                     ),
                 )
                 continue
-            self._dispatch(
-                deferred.identity,
-                deferred.request_id,
-                deferred.op,
-                deferred.args,
-                deferred.options,
-                readers,
-            )
+            self._dispatch(deferred.request, readers)
 
     def _queue_reply(self, identity: bytes, request_id: bytes, result: Any) -> None:
         self._replies.append((identity, wire.encode_reply(request_id, result)))
