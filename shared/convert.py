@@ -1,6 +1,6 @@
 """Value conversion between model rows and SQLite primitives, one place for both sides.
 
-For each model we generate three small functions, the way `collections.namedtuple`
+For each model we generate small functions, the way `collections.namedtuple`
 generates its class: a loop over fields per row costs more than the SQLite call
 itself on the hot path, and a straight-line function costs almost nothing.
 
@@ -9,14 +9,21 @@ itself on the hot path, and a straight-line function costs almost nothing.
 - `encode_deep(row)`: the same, with related fields left None for a deep save to fill.
 - `decode(values, ref)`: a model instance from stored values; each related id
   becomes `ref(RelatedModel, id)` (a lazy row, or an already loaded one).
+- `save_node(row, saved, cursor)`: one row of an in-process deep save, children
+  first: stores the row (insert or update) with each related row's id, and puts
+  the saved row, its related rows taken from `saved`, into `saved` (id of the row
+  object -> saved row). The one generated function that runs SQL: one statement
+  inline is what brings a deep save near hand-written sqlite3 speed.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .adaptconvert import find_adapt_convert
+from .core import update_row
 from .errors import (
     ColumnCountMismatchError,
     UnsavedRelatedRowError,
@@ -27,13 +34,35 @@ from .model import FieldInfo, FieldKind, ModelMeta, is_model
 
 Encoder = Callable[[Any], tuple[Any, ...]]
 Decoder = Callable[[Any, Callable[[type, int], Any]], Any]
+NodeSaver = Callable[[Any, dict[int, Any], sqlite3.Cursor], None]
 
 
-def compile_codecs(meta: ModelMeta) -> tuple[Encoder, Encoder, Decoder]:
-    """Generate `(encode, encode_deep, decode)` for one model."""
-    namespace: dict[str, Any] = {"_new": tuple.__new__, "_cls": meta.model}
+class Codecs(NamedTuple):
+    encode: Encoder
+    encode_deep: Encoder
+    decode: Decoder
+    save_node: NodeSaver
+
+
+# What a related field may hold that a deep save does not visit: no row, an id,
+# or a row loaded from the database (saved already).
+SAVED_ALREADY: frozenset[type] = frozenset({type(None), int, LazyRow})
+
+
+def compile_codecs(meta: ModelMeta) -> Codecs:
+    """Generate the conversion functions of one model."""
+    namespace: dict[str, Any] = {
+        "_new": tuple.__new__,
+        "_cls": meta.model,
+        "_saved_already": SAVED_ALREADY,
+        "_insert_sql": meta.spec.insert_sql,
+        "_update_row": update_row,
+        "_spec": meta.spec,
+    }
     names = [f"v{index}" for index in range(len(meta.fields))]
-    encoded, encoded_deep, decoded = [], [], []
+    encoded, encoded_deep, encoded_saved, decoded = [], [], [], []
+    # For each related field of a deep save: its stored id, and the saved child.
+    swap_saved = []
     for index, field in enumerate(meta.fields):
         value = names[index]
         if field.kind is FieldKind.CONVERTED:
@@ -45,6 +74,7 @@ def compile_codecs(meta: ModelMeta) -> tuple[Encoder, Encoder, Decoder]:
                 f"(convert{index}({value}) if {value} is not None else None)"
             )
             encoded_deep.append(encoded[-1])
+            encoded_saved.append(encoded[-1])
         elif field.kind is FieldKind.RELATED:
             namespace[f"related_id{index}"] = _related_id_getter(meta.name, field)
             namespace[f"model{index}"] = field.related
@@ -53,10 +83,21 @@ def compile_codecs(meta: ModelMeta) -> tuple[Encoder, Encoder, Decoder]:
                 f"(ref(model{index}, {value}) if {value} is not None else None)"
             )
             encoded_deep.append("None")
+            encoded_saved.append(f"id{index}")
+            swap_saved.append(
+                f"    if {value} is None:\n"
+                f"        id{index} = None\n"
+                f"    elif {value}.__class__ in _saved_already:\n"
+                f"        id{index} = related_id{index}({value})\n"
+                f"    else:\n"
+                f"        {value} = saved[id({value})]\n"
+                f"        id{index} = {value}[0]\n"
+            )
         else:
             encoded.append(value)
             decoded.append(value)
             encoded_deep.append(value)
+            encoded_saved.append(value)
     unpack = ", ".join(names) + ","
     source = (
         f"def encode(row):\n    {unpack} = row\n    return ({_tuple(encoded[1:])})\n"
@@ -64,9 +105,21 @@ def compile_codecs(meta: ModelMeta) -> tuple[Encoder, Encoder, Decoder]:
         f"    return ({_tuple(encoded_deep[1:])})\n"
         f"def decode(row, ref):\n    {unpack} = row\n"
         f"    return _new(_cls, ({_tuple(decoded)}))\n"
+        f"def save_node(row, saved, cursor):\n    {unpack} = row\n"
+        f"{''.join(swap_saved)}    values = ({_tuple(encoded_saved[1:])})\n"
+        "    if v0 is None:\n"
+        "        v0 = cursor.execute(_insert_sql, values).lastrowid\n"
+        "    else:\n"
+        "        _update_row(cursor, _spec, v0, values)\n"
+        f"    saved[id(row)] = _new(_cls, ({_tuple(names)}))\n"
     )
     exec(compile(source, f"<codecs of {meta.name}>", "exec"), namespace)
-    return namespace["encode"], namespace["encode_deep"], namespace["decode"]
+    return Codecs(
+        namespace["encode"],
+        namespace["encode_deep"],
+        namespace["decode"],
+        namespace["save_node"],
+    )
 
 
 def _tuple(parts: list[str]) -> str:

@@ -65,7 +65,7 @@ def insert_row(cursor: sqlite3.Cursor, spec: TableSpec, values: Sequence[Any]) -
     except (OverflowError, sqlite3.ProgrammingError) as exc:
         raise not_storable_error(spec, values, exc) from exc
     except sqlite3.OperationalError as exc:
-        error = _missing_table_error(spec, exc)
+        error = missing_table_error(spec, exc)
         if error is None:
             raise
         raise error from exc
@@ -81,7 +81,7 @@ def update_row(
     except (OverflowError, sqlite3.ProgrammingError) as exc:
         raise not_storable_error(spec, values, exc) from exc
     except sqlite3.OperationalError as exc:
-        error = _missing_table_error(spec, exc)
+        error = missing_table_error(spec, exc)
         if error is None:
             raise
         raise error from exc
@@ -107,7 +107,7 @@ def fetch_row(cursor: sqlite3.Cursor, spec: TableSpec, row_id: int) -> Row:
     try:
         row = cursor.execute(spec.select_by_id_sql, (row_id,)).fetchone()
     except sqlite3.OperationalError as exc:
-        error = _missing_table_error(spec, exc)
+        error = missing_table_error(spec, exc)
         if error is None:
             raise
         raise error from exc
@@ -131,7 +131,7 @@ def fetch_first_by(
     except (OverflowError, sqlite3.ProgrammingError) as exc:
         raise not_storable_error(spec, values, exc, names) from exc
     except sqlite3.OperationalError as exc:
-        error = _missing_table_error(spec, exc)
+        error = missing_table_error(spec, exc)
         if error is None:
             raise
         raise error from exc
@@ -239,7 +239,7 @@ def not_storable_error(
     return ValueNotStorableError(f"{spec.name}: a value cannot be stored: {exc}")
 
 
-def _missing_table_error(
+def missing_table_error(
     spec: TableSpec, exc: sqlite3.OperationalError
 ) -> SchemaMismatchError | None:
     """For "no such table" (also a table a foreign key names), what to do; else None."""

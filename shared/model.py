@@ -77,7 +77,8 @@ class ModelMeta:
             tuple(field.declaration for field in fields),
             tuple((index, _spec_key(target)) for index, target in self.related),
         )
-        self.encode, self.encode_deep, self.decode = compile_codecs(self)
+        codecs = compile_codecs(self)
+        self.encode, self.encode_deep, self.decode, self.save_node = codecs
 
     def require_table(self) -> None:
         """Raise InvalidTableModelError unless this model can be used as a table."""

@@ -26,6 +26,7 @@ from .lazy import LazyRow
 from .model import ModelMeta, _meta, get_meta
 from .tree import (
     build_deep,
+    explain_save_error,
     related_models,
     walk_children_first,
 )
@@ -101,50 +102,15 @@ class Engine:
         # Saves each row as the walk reaches it (children first), so the tree is
         # walked once; the client sends the same walk as flat nodes instead.
         saved: dict[int, Any] = {}
+        cursor = self._cursor
         with self._savepoint():
-            for meta, row in walk_children_first(root):
-                values, fields = self._with_saved_children(meta, row, saved)
-                if row[0] is None:
-                    row_id = core.insert_row(self._cursor, meta.spec, values)
-                else:
-                    row_id = row[0]
-                    core.update_row(self._cursor, meta.spec, row_id, values)
-                saved[id(row)] = tuple.__new__(type(row), (row_id, *fields[1:]))
+            for row in walk_children_first(root):
+                meta = _meta[row.__class__]
+                try:
+                    meta.save_node(row, saved, cursor)
+                except Exception as exc:
+                    raise explain_save_error(meta, row, exc) from exc
         return saved[id(root)]  # type: ignore[no-any-return]
-
-    @staticmethod
-    def _with_saved_children(
-        meta: ModelMeta, row: Any, saved: dict[int, Any]
-    ) -> tuple[Sequence[Any], Sequence[Any]]:
-        """(values to store, fields of the saved row) for a row of a deep save.
-
-        Related fields take the id (in values) and the saved row (in fields) of
-        children saved earlier in this walk; rows without related values, half
-        of a binary tree, are not copied at all.
-        """
-        try:
-            encoded = meta.encode_deep(row)
-        except Exception as exc:
-            raise explain_encode_error(meta, row, exc) from exc
-        values: list[Any] | None = None
-        fields: list[Any] | None = None
-        for index, _ in meta.related:
-            child = row[index]
-            if child is None:
-                continue
-            if values is None:
-                values = list(encoded)
-            done = saved.get(id(child))
-            if done is None:  # a LazyRow or an id: saved before this call
-                values[index - 1] = child if type(child) is int else child.id
-                continue
-            if fields is None:
-                fields = list(row)
-            values[index - 1] = done[0]
-            fields[index] = done
-        return (encoded if values is None else values), (
-            row if fields is None else fields
-        )
 
     def save_many(self, rows: Sequence[M], deep: bool = False) -> list[M]:
         """Save every row (as `save` does) atomically: all are written, or none."""

@@ -6,25 +6,28 @@ Python's recursion limit, and a row shared by several parents is handled once.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .convert import explain_encode_error
-from .core import Loaded, Node, Row
-from .lazy import LazyRow
-from .model import ModelMeta, get_meta, is_model
+from .convert import SAVED_ALREADY, explain_encode_error
+from .core import Loaded, Node, Row, missing_table_error, not_storable_error
+from .errors import PersisterError
+from .model import ModelMeta, _meta, get_meta, is_model
 
 
-def walk_children_first(root: Any) -> list[tuple[ModelMeta, Any]]:
+def walk_children_first(root: Any) -> list[Any]:
     """Each row of `root`'s tree that a deep save writes, children before parents.
 
     A row object reachable along several paths comes once. Related rows that are
-    LazyRows or plain ids are not visited: they are saved already.
+    LazyRows or plain ids are not visited: they are saved already. Every row's
+    model is a valid table model, with its metadata in `_meta`.
     Raises InvalidTableModelError for a row whose model cannot be a table.
     """
     # Fast path: a parent precedes its children in pre-order, so the reversed
     # pre-order of a tree is children-first. It breaks only when a row object is
-    # shared by two parents; then the post-order walk handles it.
+    # shared by two parents; then the post-order walk handles it. Rows only, no
+    # (meta, row) pairs: fewer objects for the garbage collector to track.
     metas: dict[type, ModelMeta] = {}
     seen: set[int] = set()
     order = []
@@ -35,18 +38,16 @@ def walk_children_first(root: Any) -> list[tuple[ModelMeta, Any]]:
             return list(_walk_post_order(root, metas))
         seen.add(id(row))
         meta = metas.get(row.__class__) or _table_meta(row, metas)
-        order.append((meta, row))
+        order.append(row)
         for index, _ in meta.related:
             child = row[index]
-            if child.__class__ not in _SAVED_ALREADY:
+            if child.__class__ not in SAVED_ALREADY:
                 stack.append(child)
     order.reverse()
     return order
 
 
-def _walk_post_order(
-    root: Any, metas: dict[type, ModelMeta]
-) -> Iterator[tuple[ModelMeta, Any]]:
+def _walk_post_order(root: Any, metas: dict[type, ModelMeta]) -> Iterator[Any]:
     """The general children-first walk: each row once, even when shared."""
     done: set[int] = set()
     expanded: set[int] = set()
@@ -58,13 +59,13 @@ def _walk_post_order(
             stack.pop()
             if key not in done:
                 done.add(key)
-                yield metas[row.__class__], row
+                yield row
             continue
         expanded.add(key)
         meta = _table_meta(row, metas)
         for index, _ in meta.related:
             child = row[index]
-            if _is_unsaved(child) and id(child) not in expanded:
+            if child.__class__ not in SAVED_ALREADY and id(child) not in expanded:
                 stack.append(child)
 
 
@@ -84,6 +85,21 @@ def encode_deep_checked(meta: ModelMeta, row: Any) -> list[Any]:
         raise explain_encode_error(meta, row, exc) from exc
 
 
+def explain_save_error(meta: ModelMeta, row: Any, exc: Exception) -> Exception:
+    """A clear error for a row `meta.save_node` failed on."""
+    if isinstance(exc, PersisterError):  # raised with its explanation already
+        return exc
+    try:
+        values = meta.encode_deep(row)
+    except Exception as encode_exc:
+        return explain_encode_error(meta, row, encode_exc)
+    if isinstance(exc, (OverflowError, sqlite3.ProgrammingError)):
+        return not_storable_error(meta.spec, values, exc)
+    if isinstance(exc, sqlite3.OperationalError):
+        return missing_table_error(meta.spec, exc) or exc
+    return exc
+
+
 def flatten_tree(root: Any) -> tuple[list[Node], list[Any]]:
     """The rows of `root`'s tree as deep-save nodes, children before parents.
 
@@ -92,7 +108,8 @@ def flatten_tree(root: Any) -> tuple[list[Node], list[Any]]:
     nodes: list[Node] = []
     rows: list[Any] = []
     index_of: dict[int, int] = {}
-    for meta, row in walk_children_first(root):
+    for row in walk_children_first(root):
+        meta = _meta[row.__class__]
         values = encode_deep_checked(meta, row)
         refs = []
         for index, _ in meta.related:
@@ -109,14 +126,9 @@ def flatten_tree(root: Any) -> tuple[list[Node], list[Any]]:
     return nodes, rows
 
 
-# What a related field may hold that a deep save does not visit: no row, an id,
-# or a row loaded from the database (saved already).
-_SAVED_ALREADY = frozenset({type(None), int, LazyRow})
-
-
 def _is_unsaved(value: Any) -> bool:
     """True for a model instance a deep save must visit (not None, id or LazyRow)."""
-    return value.__class__ not in _SAVED_ALREADY
+    return value.__class__ not in SAVED_ALREADY
 
 
 def rebuild_saved(nodes: list[Node], rows: list[Any], ids: list[int]) -> Any:

@@ -338,9 +338,47 @@ def test_adapter_failure_raises_naming_field_and_value(engine: Engine) -> None:
     assert count_rows(engine.connection, "FussyHolder") == 0
 
 
+class FussyNode(NamedTuple):
+    id: int | None
+    fussy: Fussy
+    child: FussyNode | None
+
+
+def test_deep_save_with_a_failing_adapter_in_a_child_names_it_and_writes_nothing(
+    engine: Engine,
+) -> None:
+    register_adapt_convert(Fussy, Fussy.adapt, Fussy.convert, overwrite=True)
+    engine.ensure_table_created(FussyNode)
+    leaf = FussyNode(None, Fussy(-5), None)
+    tree = FussyNode(None, Fussy(1), FussyNode(None, Fussy(2), leaf))
+
+    with pytest.raises(ValueNotStorableError) as raised:
+        engine.save(tree, deep=True)
+    engine.commit()
+
+    assert "FussyNode.fussy = Fussy(-5)" in str(raised.value)
+    assert count_rows(engine.connection, "FussyNode") == 0
+
+
 class NeverCreated(NamedTuple):
     id: int | None
     n: int
+
+
+class HoldsNeverCreated(NamedTuple):
+    id: int | None
+    held: NeverCreated
+
+
+def test_deep_save_into_a_table_never_created_says_to_create_it(
+    engine: Engine,
+) -> None:
+    engine.ensure_table_created(HoldsNeverCreated)  # its related table is missing
+
+    with pytest.raises(SchemaMismatchError, match="ensure_table_created") as raised:
+        engine.save(HoldsNeverCreated(None, NeverCreated(None, 1)), deep=True)
+
+    assert "'NeverCreated' does not exist" in str(raised.value)
 
 
 def test_find_on_a_table_never_created_says_to_create_it(engine: Engine) -> None:
