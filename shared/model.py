@@ -78,7 +78,8 @@ class ModelMeta:
             tuple((index, _spec_key(target)) for index, target in self.related),
         )
         codecs = compile_codecs(self)
-        self.encode, self.encode_deep, self.decode, self.save_node = codecs
+        self.encode, self.encode_deep, self.decode = codecs[:3]
+        self.save_node, self.save_row = codecs.save_node, codecs.save_row
 
     def require_table(self) -> None:
         """Raise InvalidTableModelError unless this model can be used as a table."""

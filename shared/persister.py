@@ -19,7 +19,6 @@ from .convert import (
     encode_params,
     encode_value,
     explain_decode_error,
-    explain_encode_error,
 )
 from .errors import InvalidFieldError, RowNotFoundError, TransactionError
 from .lazy import LazyRow
@@ -88,15 +87,9 @@ class Engine:
         if meta.table_error is not None:
             meta.require_table()
         try:
-            values = meta.encode(row)
+            return meta.save_row(row, self._cursor)  # type: ignore[no-any-return]
         except Exception as exc:
-            raise explain_encode_error(meta, row, exc) from exc
-        row_id = row[0]  # type: ignore[index]
-        if row_id is None:
-            new_id = core.insert_row(self._cursor, meta.spec, values)
-            return tuple.__new__(type(row), (new_id, *row[1:]))  # type: ignore[index, type-var]
-        core.update_row(self._cursor, meta.spec, row_id, values)
-        return row
+            raise explain_save_error(meta, row, exc) from exc
 
     def _save_deep(self, root: M) -> M:
         # Saves each row as the walk reaches it (children first), so the tree is
