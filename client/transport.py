@@ -2,9 +2,10 @@
 
 A forked child gets a fresh context and sockets on first use (the parent's are
 left alone, as ZeroMQ requires). A request that gets no reply is re-sent with the
-same request id at growing intervals until its deadline: the server answers a
-retried write from its record instead of applying it twice. Past the deadline
-the call raises ServerTimeoutError; nothing ever waits without a timeout.
+same request id at growing intervals until its deadline, marked with the seconds
+since its first send (`resent_s`): the server looks a re-sent write up in its
+record (that far back) and answers from it instead of applying it twice. Past the
+deadline the call raises ServerTimeoutError; nothing ever waits without a timeout.
 """
 
 from __future__ import annotations
@@ -76,17 +77,23 @@ class Transport:
         timeout = self.timeout if timeout is None else timeout
         request_id = self.next_request_id()
         options = dict(options or {}, timeout_ms=int(timeout * 1000))
-        frame = wire.encode_request(request_id, op, args, options)
-        is_ok, payload = self._exchange(request_id, frame, timeout, op)
+        is_ok, payload = self._exchange(request_id, op, args, options, timeout)
         if not is_ok:
             raise wire.error_from_reply(payload)
         return payload
 
     def _exchange(
-        self, request_id: bytes, frame: bytes, timeout: float, op: str
+        self,
+        request_id: bytes,
+        op: str,
+        args: list[Any],
+        options: dict[str, Any],
+        timeout: float,
     ) -> tuple[bool, Any]:
+        frame = wire.encode_request(request_id, op, args, options)
         sock = self._socket()
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         resend_in = FIRST_RESEND_S
         while True:
             is_sent = _send_until(sock, frame, deadline)
@@ -106,6 +113,10 @@ class Transport:
                 )
             resend_in *= 2
             log.debug("no reply yet, re-sending op=%s", op)
+            resent_s = round(time.monotonic() - started, 3)
+            frame = wire.encode_request(
+                request_id, op, args, dict(options, resent_s=resent_s)
+            )
 
     def _socket(self) -> zmq.Socket[Any]:
         self._reset_if_forked()

@@ -42,7 +42,7 @@ from .security import (
     load_curve_setup,
     read_only_refusal,
 )
-from .writer import Writer
+from .writer import TransactionLostError, Writer
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ REPLY_ADDRESS = "inproc://mnsp-reader-replies"
 # Plain ints: pyzmq's flag enums cost microseconds per message on the hot path.
 NOBLOCK = int(zmq.NOBLOCK)
 SNDMORE = int(zmq.SNDMORE)
+EVENTS = int(zmq.EVENTS)
+POLLIN = int(zmq.POLLIN)
 READS_IN_LEASE = frozenset({"find", "find_by"})
 DROP_REPLIES_ENV = "MNSP_TEST_DROP_REPLIES"
 
@@ -218,7 +220,10 @@ class Server:
                     ServerTimeoutError("the server stopped before this write ran"),
                 )
             self._deferred.clear()
-            self.writer.close()
+            try:
+                self.writer.close()
+            except TransactionLostError as exc:
+                self._fail_writes(exc)
             self._send_replies(router)
         finally:
             router.close(linger=int(self.config.stop_timeout_s * 1000))
@@ -257,6 +262,8 @@ class Server:
 
     def _receive_requests(self, router: zmq.Socket[Any], readers: ReaderPool) -> None:
         for _ in range(self.config.max_batch):
+            if not has_message(router):
+                break
             try:
                 frames = router.recv_multipart(NOBLOCK)
             except zmq.Again:
@@ -272,6 +279,8 @@ class Server:
         plain path above keeps the faster copying receive.
         """
         for _ in range(self.config.max_batch):
+            if not has_message(router):
+                break
             try:
                 frames = router.recv_multipart(NOBLOCK, copy=False)
             except zmq.Again:
@@ -288,17 +297,23 @@ class Server:
         if self.writer.lease is None:
             try:
                 self.writer.commit()
-            except sqlite3.Error as exc:
-                log.error("commit failed, batch rolled back reason=%s", exc)
-                self._fail_batch(exc)
+            except TransactionLostError as exc:
+                self._fail_writes(exc)
         self._send_replies(router)
 
-    def _fail_batch(self, exc: sqlite3.Error) -> None:
-        """After a failed commit no reply of the batch may claim success."""
+    def _fail_writes(self, exc: TransactionLostError) -> None:
+        """Turn the queued replies of the lost writes into the error that lost them.
+
+        No reply may claim a write that was rolled back.
+        """
+        log.error("transaction rolled back, writes lost reason=%s", exc.cause)
+        error = explain_error(exc.cause)
         failed = []
         for identity, frame in self._replies:
             request_id = wire.decode_reply(frame)[0]
-            failed.append((identity, wire.encode_error(request_id, exc)))
+            if request_id in exc.lost:
+                frame = wire.encode_error(request_id, error)
+            failed.append((identity, frame))
         self._replies = failed
 
     def _send_replies(self, router: zmq.Socket[Any]) -> None:
@@ -309,7 +324,7 @@ class Server:
     def _forward_reader_replies(
         self, router: zmq.Socket[Any], pull: zmq.Socket[Any]
     ) -> None:
-        while True:
+        while has_message(pull):
             try:
                 identity, request_id, frame = pull.recv_multipart(NOBLOCK)
             except zmq.Again:
@@ -360,6 +375,11 @@ class Server:
                 self._queue_reply(identity, request_id, self.writer.read(op, args))
             elif request_id not in self._reading:
                 self._submit_read(identity, request_id, op, args, readers)
+        except TransactionLostError as exc:
+            self._fail_writes(exc)
+            # Only the lease's requests write while it is held: it is gone too.
+            self.writer.lease = None
+            self._queue_error(identity, request_id, explain_error(exc.cause))
         except Exception as exc:
             self._queue_error(identity, request_id, explain_error(exc))
 
@@ -411,12 +431,25 @@ class Server:
             self._defer(request)
             return
         self.counts["writes"] += 1
-        result = self.writer.write(request_id, op, args)
+        result = self._write_once(request)
         if self._replies_to_drop > 0:
             self._replies_to_drop -= 1
             log.warning("test hook %s: write applied, reply dropped", DROP_REPLIES_ENV)
             return
         self._queue_reply(identity, request_id, result)
+
+    def _write_once(self, request: Request) -> Any:
+        """Apply a write, unless it is a re-send of one applied already."""
+        _, request_id, op, args, options = request
+        resent_s = options.get("resent_s")
+        if resent_s is not None:
+            if not isinstance(resent_s, int | float) or resent_s < 0:
+                raise ProtocolError("resent_s must be a number of seconds")
+            is_applied, result = self.writer.applied_result(request_id, resent_s)
+            if is_applied:
+                log.debug("re-sent request answered from the record op=%s", op)
+                return result
+        return self.writer.write(request_id, op, args)
 
     def _defer(self, request: Request) -> None:
         identity, request_id, _, _, options = request
@@ -450,9 +483,7 @@ class Server:
             return
         if op in wire.WRITE_OPS:
             self.counts["writes"] += 1
-            self._queue_reply(
-                identity, request_id, self.writer.write(request_id, op, args)
-            )
+            self._queue_reply(identity, request_id, self._write_once(request))
         elif op == "query":
             self.counts["reads"] += 1
             self._queue_reply(identity, request_id, self._query_in_lease(args))
@@ -552,6 +583,11 @@ def refuse_live_ipc_socket(address: str) -> None:
         f"another process is listening on {address}; stop it, or bind this "
         "server to another path."
     )
+
+
+def has_message(sock: zmq.Socket[Any]) -> bool:
+    """True if a receive would not block: cheaper than a receive raising zmq.Again."""
+    return bool(sock.getsockopt(EVENTS) & POLLIN)
 
 
 def send_reply(router: zmq.Socket[Any], identity: bytes, frame: bytes) -> None:

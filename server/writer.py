@@ -1,15 +1,19 @@
 """The writer: the only connection that writes, owned by the server's I/O thread.
 
-Each write runs in its own savepoint inside the batch's transaction, so a failing
-request rolls back alone. The I/O thread commits once per batch and only then
-sends the replies (group commit): an acknowledged write is a committed write.
+A batch's writes share one transaction; the I/O thread commits it once and only
+then sends the replies (group commit): an acknowledged write is a committed write.
+A failing request rolls back alone: multi-statement writes run in a savepoint,
+and a single statement that fails undoes only itself (SQLite statement
+atomicity), so plain saves and deletes need no savepoint.
 
-Every applied write is recorded in `_mnsp_applied` with its request id and reply,
-in the same savepoint. A retried request (the reply was lost, not the write) gets
-the recorded reply instead of being applied twice, also after a restart. The
-record is looked up in the table, not kept in memory: at thousands of writes a
-second, a window's worth of ids would grow the server by hundreds of megabytes.
-Limit: ids are remembered for `dedupe_window_s`; a retry after that applies again.
+The replies of a batch's writes are recorded in `_mnsp_applied_batches`, one row
+per commit keyed by the commit time (µs), written in the same transaction: the
+record commits exactly when the writes do, and costs one appended row (one page)
+per commit instead of an indexed row per write. A client that gets no reply
+re-sends the request with the same id, marked as a re-send with the time since
+its first send; only then is the record searched, back over that time (at most
+`dedupe_window_s`), and a write found there is answered from it instead of being
+applied twice, also after a server restart. Rows older than the window are pruned.
 
 A write lease (a client's `transaction()`) holds the transaction open across
 requests of one client until it commits, rolls back, or goes silent too long.
@@ -31,8 +35,14 @@ from .handlers import Handlers
 
 log = logging.getLogger(__name__)
 
-APPLIED_TABLE = "_mnsp_applied"
+APPLIED_TABLE = "_mnsp_applied_batches"
+# Before 2026-12: one indexed row per write. Dropped at start (see Writer).
+OLD_APPLIED_TABLE = "_mnsp_applied"
 PRUNE_INTERVAL_S = 30.0
+# Ops that run one statement: on failure SQLite undoes the statement alone.
+SINGLE_STATEMENT_OPS = frozenset({"save", "delete"})
+# Slack on the client's time since its first send: clocks, queueing, restarts.
+RESEND_SEARCH_MARGIN_S = 5.0
 
 
 @dataclass
@@ -46,6 +56,17 @@ class Lease:
 
     def touch(self) -> None:
         self.expires_at = time.monotonic() + self.timeout_s
+
+
+class TransactionLostError(Exception):
+    """The open transaction was rolled back whole: a failed COMMIT, or SQLite
+    undoing it after an error such as disk full. `lost` are the request ids of
+    the writes that had been applied in it; `cause` is the error."""
+
+    def __init__(self, cause: BaseException, lost: set[bytes]) -> None:
+        super().__init__(f"the transaction was rolled back: {cause}")
+        self.cause = cause
+        self.lost = lost
 
 
 class Writer:
@@ -70,82 +91,119 @@ class Writer:
         ):
             self.cursor.execute(f"PRAGMA {pragma}")
         self.cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {APPLIED_TABLE} (request_id BLOB PRIMARY "
-            "KEY, reply BLOB NOT NULL, applied_at REAL NOT NULL) WITHOUT ROWID"
+            f"CREATE TABLE IF NOT EXISTS {APPLIED_TABLE} (committed_us INTEGER "
+            "PRIMARY KEY, replies BLOB NOT NULL)"
         )
-        # Pruning by age every PRUNE_INTERVAL_S must not scan the whole record.
-        self.cursor.execute(
-            f"CREATE INDEX IF NOT EXISTS {APPLIED_TABLE}_at ON {APPLIED_TABLE} "
-            "(applied_at)"
-        )
+        # Its ids are older than any client still re-sending after an upgrade.
+        self.cursor.execute(f"DROP TABLE IF EXISTS {OLD_APPLIED_TABLE}")
         self.lease: Lease | None = None
         self.commits = 0
         self._dedupe_window_s = dedupe_window_s
         self._expired_tokens: OrderedDict[bytes, None] = OrderedDict()
         self._next_prune = 0.0
+        # [request_id, result] of each write in the open transaction.
+        self._applied: list[list[Any]] = []
+        # Keys only grow, even when the wall clock steps back.
+        last = self.cursor.execute(f"SELECT max(committed_us) FROM {APPLIED_TABLE}")
+        self._last_commit_us: int = last.fetchone()[0] or 0
 
     # -- requests ----------------------------------------------------------------
 
     def write(self, request_id: bytes, op: str, args: list[Any]) -> Any:
-        """Apply one write atomically, or return the reply it already got.
+        """Apply one write atomically within the open (or a new) transaction.
 
         The first write of a batch runs in the batch's fresh transaction, later
-        ones in a savepoint each, so a failure undoes that request alone.
-        A duplicate is noticed without a lookup on the common path: recording its
-        id fails (primary key), or the write itself fails (a repeated delete);
-        either way it is undone and answered from the record.
+        multi-statement ones in a savepoint each, so a failure undoes that
+        request alone. Raises TransactionLostError if SQLite rolled back the
+        whole transaction (disk full, I/O error): the batch's writes are gone.
         """
         is_first = not self.connection.in_transaction
-        self.cursor.execute("BEGIN IMMEDIATE" if is_first else "SAVEPOINT request")
+        is_savepoint = not is_first and op not in SINGLE_STATEMENT_OPS
+        if is_first:
+            self.cursor.execute("BEGIN IMMEDIATE")
+        elif is_savepoint:
+            self.cursor.execute("SAVEPOINT request")
         try:
             result = self.handlers.by_op[op](self.cursor, args)
-            self.cursor.execute(
-                f"INSERT INTO {APPLIED_TABLE} VALUES (?, ?, ?)",
-                (request_id, wire.pack(result), time.time()),
-            )
-        except BaseException:
-            self._undo(is_first)
-            recorded = self._recorded_reply(request_id)
-            if recorded is None:
-                raise
-            log.debug("duplicate request answered from the record op=%s", op)
-            return wire.unpack(recorded)
-        if not is_first:
+        except BaseException as exc:
+            if not is_first and not self.connection.in_transaction:
+                raise TransactionLostError(exc, self._forget_applied()) from exc
+            if is_first:
+                self.cursor.execute("ROLLBACK")
+            elif is_savepoint:
+                self.cursor.execute("ROLLBACK TO request")
+                self.cursor.execute("RELEASE request")
+            raise
+        if is_savepoint:
             self.cursor.execute("RELEASE request")
+        self._applied.append([request_id, result])
         return result
 
-    def _undo(self, is_first: bool) -> None:
-        if is_first:
-            self.cursor.execute("ROLLBACK")
-        else:
-            self.cursor.execute("ROLLBACK TO request")
-            self.cursor.execute("RELEASE request")
+    def applied_result(
+        self, request_id: bytes, since_first_send_s: float
+    ) -> tuple[bool, Any]:
+        """(True, result) if `request_id` was applied already, else (False, None).
 
-    def _recorded_reply(self, request_id: bytes) -> bytes | None:
-        """The reply recorded for `request_id`, committed or in this transaction."""
-        row = self.cursor.execute(
-            f"SELECT reply FROM {APPLIED_TABLE} WHERE request_id = ?", (request_id,)
-        ).fetchone()
-        return None if row is None else row[0]  # type: ignore[no-any-return]
+        For a re-sent request: looks in the open transaction, then in the record
+        back over the time the client says it has been re-sending (plus a
+        margin, at most the dedupe window), newest first.
+        """
+        for recorded_id, result in self._applied:
+            if recorded_id == request_id:
+                return True, result
+        search_s = min(
+            since_first_send_s + RESEND_SEARCH_MARGIN_S, self._dedupe_window_s
+        )
+        since_us = int((time.time() - search_s) * 1_000_000)
+        for (replies,) in self.cursor.execute(
+            f"SELECT replies FROM {APPLIED_TABLE} WHERE committed_us >= ? "
+            "ORDER BY committed_us DESC",
+            (since_us,),
+        ):
+            for recorded_id, result in wire.unpack(replies):
+                if recorded_id == request_id:
+                    return True, result
+        return False, None
 
     def read(self, op: str, args: list[Any]) -> Any:
         """A read on the write connection (it sees the open transaction's writes)."""
         return self.handlers.by_op[op](self.cursor, args)
 
     def commit(self) -> None:
-        """Commit the open transaction, if any. On failure roll back and re-raise."""
+        """Commit the open transaction, if any.
+
+        On failure roll back and raise TransactionLostError.
+        """
         if not self.connection.in_transaction:
             return
         try:
+            if self._applied:
+                self._record_applied()
             self.cursor.execute("COMMIT")
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            lost = self._forget_applied()
             self.rollback()
-            raise
+            raise TransactionLostError(exc, lost) from exc
+        self._applied.clear()
         self.commits += 1
         self._prune_applied()
 
+    def _record_applied(self) -> None:
+        now_us = int(time.time() * 1_000_000)
+        self._last_commit_us = max(now_us, self._last_commit_us + 1)
+        self.cursor.execute(
+            f"INSERT INTO {APPLIED_TABLE} VALUES (?, ?)",
+            (self._last_commit_us, wire.pack(self._applied)),
+        )
+
+    def _forget_applied(self) -> set[bytes]:
+        lost = {request_id for request_id, _ in self._applied}
+        self._applied.clear()
+        return lost
+
     def rollback(self) -> None:
-        """Roll back the open transaction, with the ids it recorded."""
+        """Roll back the open transaction, with the writes it recorded."""
+        self._applied.clear()
         if self.connection.in_transaction:
             self.cursor.execute("ROLLBACK")
 
@@ -159,11 +217,13 @@ class Writer:
         self.lease.touch()
 
     def end_lease(self, *, is_commit: bool) -> None:
-        if is_commit:
-            self.commit()
-        else:
-            self.rollback()
-        self.lease = None
+        try:
+            if is_commit:
+                self.commit()
+            else:
+                self.rollback()
+        finally:
+            self.lease = None
 
     def check_lease(self, token: Any) -> None:
         """Raise TransactionError unless `token` is the lease being held."""
@@ -203,13 +263,19 @@ class Writer:
         if now < self._next_prune:
             return
         self._next_prune = now + PRUNE_INTERVAL_S
-        cutoff = now - self._dedupe_window_s
+        cutoff_us = int((now - self._dedupe_window_s) * 1_000_000)
         self.cursor.execute(
-            f"DELETE FROM {APPLIED_TABLE} WHERE applied_at < ?", (cutoff,)
+            f"DELETE FROM {APPLIED_TABLE} WHERE committed_us < ?", (cutoff_us,)
         )
 
     def close(self) -> None:
-        if self.lease is not None:
-            self.end_lease(is_commit=False)
-        self.commit()
-        self.connection.close()
+        """Roll back an open lease, commit the batch, close the connection.
+
+        Raises TransactionLostError if that last commit fails.
+        """
+        try:
+            if self.lease is not None:
+                self.end_lease(is_commit=False)
+            self.commit()
+        finally:
+            self.connection.close()

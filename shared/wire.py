@@ -3,7 +3,8 @@
 A request is one frame: `[PROTOCOL_VERSION, request_id, op, args, options]`.
 `request_id` is 16 bytes chosen by the client (8 random per process + a counter),
 so replies match requests and a retried write is recognised. `options` is a map
-that may hold `lease` (the transaction a request belongs to) and `timeout_ms`.
+that may hold `lease` (the transaction a request belongs to), `timeout_ms`, and on
+a re-send `resent_s`, the seconds since the client first sent it.
 
 A reply is one frame: `[request_id, is_ok, payload]`; when `is_ok` is false the
 payload is `[error class name, message]`.

@@ -74,14 +74,14 @@ def count_dropped(log_text: str) -> int:
 
 
 def table_counts(db_path: Path) -> dict[str, int]:
-    """Rows per table (the applied-request record excluded), read-only."""
+    """Rows per table (the server's own `_mnsp_` tables excluded), read-only."""
     connection = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         names = [
             name
             for (name,) in connection.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name != '_mnsp_applied'"
+                "AND name NOT LIKE '\\_mnsp\\_%' ESCAPE '\\'"
             )
         ]
         return {

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from micro_namedtuple_sqlite_persister.client import RemoteEngine, connect
@@ -199,6 +199,40 @@ def test_failing_request_in_a_batch_rolls_back_alone(
     assert isinstance(results[5], sqlite3.IntegrityError)
     stored = reader.execute("SELECT teamname FROM Team ORDER BY id").fetchall()
     assert sorted(name for (name,) in stored) == [f"good{i}" for i in range(4)]
+
+
+class PageLimit(NamedTuple):
+    pages: int
+
+
+@pytest.mark.timeout(60)
+def test_disk_full_mid_batch_fails_every_write_of_the_batch_and_stores_none(
+    client: RemoteEngine, clients: list[RemoteEngine], reader: sqlite3.Connection
+) -> None:
+    create_sports_tables(client)
+    big = client.save(League(None, "Big"))
+    (pages,) = reader.execute("PRAGMA page_count").fetchone()
+    calls: list[Callable[[], Any]] = [
+        lambda engine=engine, i=i: engine.save(Team(None, f"small{i}", big))
+        for i, engine in enumerate(clients[:3])
+    ]
+    # Needs many new pages: SQLite answers "disk full" and, as it does for that
+    # error, rolls back the whole transaction, with the small saves before it.
+    calls.append(lambda: clients[3].save(Team(None, "x" * 300_000, big)))
+
+    results: list[Any] = []
+    runner = threading.Thread(target=lambda: results.extend(run_in_threads(calls)))
+    with client.transaction():
+        # Inside a transaction a query runs on the writer's connection.
+        set_limit = f"PRAGMA max_page_count = {pages + 2}"
+        assert client.query(PageLimit, set_limit).fetchall() == [(pages + 2,)]
+        runner.start()
+        time.sleep(0.5)  # every save now waits for this transaction, in one batch
+
+    runner.join(60)
+    assert all(isinstance(result, sqlite3.OperationalError) for result in results)
+    assert all("full" in str(result) for result in results)
+    assert reader.execute("SELECT count(*) FROM Team").fetchone() == (0,)
 
 
 @pytest.mark.timeout(60)
