@@ -133,6 +133,41 @@ def direct_finder(path: str, worker: int, max_id: int) -> Iterator[Operation]:
         connection.close()
 
 
+# -- the transport alone ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def echo_saver(address: str, worker: int) -> Iterator[Operation]:
+    """Each operation is a round trip to a pyzmq echo of a request like our save's.
+
+    Nothing is stored: this is the ceiling any server behind pyzmq could reach.
+    """
+    import msgpack
+    import zmq
+
+    zmq_context = zmq.Context()
+    sock = zmq_context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, int(CLIENT_TIMEOUT_S * 1000))
+    sock.connect(address)
+    request_id = bytes(16)
+    options = {"timeout_ms": int(CLIENT_TIMEOUT_S * 1000)}
+
+    def save(index: int) -> int:
+        _, name, date, score = make_row(worker, index)
+        values = [name, date.isoformat(), score]
+        request = [1, request_id, "save", ["MyModel", None, values], options]
+        sock.send(msgpack.packb(request, use_bin_type=True))
+        msgpack.unpackb(sock.recv(), raw=False)
+        return index
+
+    try:
+        yield save
+    finally:
+        sock.close(linger=0)
+        zmq_context.term()
+
+
 # -- a BaseManager process owning one connection ---------------------------------
 
 

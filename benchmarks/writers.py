@@ -40,12 +40,14 @@ from .throughput import (
     sweep_chart_drawer,
     sweep_workload,
 )
+from .transport import running_echo
 
 GROUP = "writers"
 SERVER = "our server"
 DIRECT = "direct SQLite (WAL)"
 MANAGER = "BaseManager + sqlite3"
 POSTGRES = "PostgreSQL"
+ECHO = "pyzmq echo, no database"
 # The baseline of each durability is the contender its target names.
 BASELINES = {"normal": MANAGER, "full": DIRECT}
 TARGET_WORKERS = 8
@@ -78,7 +80,10 @@ its own sqlite3 connection, busy_timeout {ops.BUSY_TIMEOUT_S:g} s, insert + comm
 per row; a "database is locked" past the timeout is an error, not retried);
 **{MANAGER}** (a `multiprocessing.managers.BaseManager` process on a Unix socket,
 one connection behind a lock, insert + commit per call); **{POSTGRES}** on
-127.0.0.1 (`INSERT ... RETURNING id`, autocommit, prepared), when available.
+127.0.0.1 (`INSERT ... RETURNING id`, autocommit, prepared), when available;
+**{ECHO}**: each worker's request, the size of our save's, sent to a pyzmq ROUTER
+that returns it and stores nothing, the ceiling for any server behind pyzmq
+(it stores no rows, so it is the one contender whose rows are not counted).
 Durability *normal*: SQLite `synchronous=NORMAL` in WAL (no fsync per commit),
 PostgreSQL `synchronous_commit=off`; *full*: SQLite `synchronous=FULL`,
 PostgreSQL `synchronous_commit=on` (fsync on in both). Baseline: {MANAGER} for
@@ -89,11 +94,14 @@ repetition runs every point once, the contenders in alternating order.
 
 
 class Target(NamedTuple):
-    """A contender ready for one run: how workers open it, how to count its rows."""
+    """A contender ready for one run: how workers open it, how to count its rows.
+
+    `count_rows` is None for the echo, which stores nothing.
+    """
 
     opener: Opener
     args_for: Callable[[int], tuple[Any, ...]]
-    count_rows: Callable[[], int]
+    count_rows: Callable[[], int] | None
 
 
 @contextlib.contextmanager
@@ -107,6 +115,11 @@ def fresh_target(
         cluster.reset_table()
         dsn = cluster.dsn_for(durability)
         yield Target(ops.postgres_saver, lambda w: (dsn, w), cluster.count_rows)
+        return
+    if contender == ECHO:
+        address = f"ipc://{directory}/echo.sock"
+        with running_echo([address]):
+            yield Target(ops.echo_saver, lambda w: (address, w), None)
         return
     ops.create_sqlite_table(path)
     try:
@@ -147,6 +160,8 @@ def run_point(pool: WorkerPool, target: Target, workers: int, sweep: Sweep) -> S
     ]
     outcomes = pool.run(jobs)
     summary = summarize(outcomes)
+    if target.count_rows is None:
+        return summary
     expected = summary.operations + workers * sweep.warm_up
     stored = target.count_rows()
     if stored != expected:
@@ -212,6 +227,7 @@ def run_writers(quick: bool, progress: Progress) -> list[Result]:
     with contextlib.ExitStack() as stack:
         cluster = open_postgres(stack)
         contenders = (SERVER, DIRECT, MANAGER) + ((POSTGRES,) if cluster else ())
+        contenders += (ECHO,)
         points = make_points(sweep, contenders)
         progress.reset(total=len(points) * len(contenders) * sweep.repetitions)
         pool = stack.enter_context(WorkerPool(max(sweep.worker_counts)))
