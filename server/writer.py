@@ -129,7 +129,7 @@ class Writer:
             if not is_first and not self.connection.in_transaction:
                 raise TransactionLostError(exc, self._forget_applied()) from exc
             if is_first:
-                self.cursor.execute("ROLLBACK")
+                self.rollback()  # unless SQLite rolled it back already
             elif is_savepoint:
                 self.cursor.execute("ROLLBACK TO request")
                 self.cursor.execute("RELEASE request")

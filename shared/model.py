@@ -77,9 +77,13 @@ class ModelMeta:
             tuple(field.declaration for field in fields),
             tuple((index, _spec_key(target)) for index, target in self.related),
         )
-        codecs = compile_codecs(self)
-        self.encode, self.encode_deep, self.decode = codecs[:3]
-        self.save_node, self.save_row = codecs.save_node, codecs.save_row
+        (
+            self.encode,
+            self.encode_deep,
+            self.decode,
+            self.save_node,
+            self.save_row,
+        ) = compile_codecs(self)
 
     def require_table(self) -> None:
         """Raise InvalidTableModelError unless this model can be used as a table."""

@@ -86,7 +86,7 @@ def encode_deep_checked(meta: ModelMeta, row: Any) -> list[Any]:
 
 
 def explain_save_error(meta: ModelMeta, row: Any, exc: Exception) -> Exception:
-    """A clear error for a row `meta.save_node` failed on."""
+    """A clear error for a row `meta.save_row` or `meta.save_node` failed on."""
     if isinstance(exc, PersisterError):  # raised with its explanation already
         return exc
     try:

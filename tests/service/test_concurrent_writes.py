@@ -233,6 +233,11 @@ def test_disk_full_mid_batch_fails_every_write_of_the_batch_and_stores_none(
     assert all(isinstance(result, sqlite3.OperationalError) for result in results)
     assert all("full" in str(result) for result in results)
     assert reader.execute("SELECT count(*) FROM Team").fetchone() == (0,)
+    with pytest.raises(sqlite3.OperationalError, match="full"):  # alone this time
+        client.save(Team(None, "y" * 300_000, big))
+    after = client.save(Team(None, "after", big))  # the server goes on
+    assert reader.execute("SELECT teamname FROM Team").fetchall() == [("after",)]
+    assert after.id is not None
 
 
 @pytest.mark.timeout(60)
