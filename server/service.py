@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 import zmq
@@ -587,7 +587,7 @@ def refuse_live_ipc_socket(address: str) -> None:
 
 def has_message(sock: zmq.Socket[Any]) -> bool:
     """True if a receive would not block: cheaper than a receive raising zmq.Again."""
-    return bool(sock.getsockopt(EVENTS) & POLLIN)
+    return bool(cast(int, sock.getsockopt(EVENTS)) & POLLIN)
 
 
 def send_reply(router: zmq.Socket[Any], identity: bytes, frame: bytes) -> None:
