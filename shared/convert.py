@@ -9,6 +9,9 @@ itself on the hot path, and a straight-line function costs almost nothing.
 - `encode_deep(row)`: the same, with related fields left None for a deep save to fill.
 - `decode(values, ref)`: a model instance from stored values; each related id
   becomes `ref(RelatedModel, id)` (a lazy row, or an already loaded one).
+- `decode_loaded(values, ref, built)`: the same for a deep load, where `built`
+  holds, for each related field in order, a dict of the rows built so far by id;
+  `ref` is called only for an id not in it.
 - `save_row(row, cursor)`: `Engine.save` of one row: insert (returns the row with
   its new id) or update (returns the row); related rows must have ids.
 - `save_node(row, saved, cursor)`: one row of an in-process deep save, children
@@ -38,6 +41,9 @@ from .model import FieldInfo, FieldKind, ModelMeta, is_model
 
 Encoder = Callable[[Any], tuple[Any, ...]]
 Decoder = Callable[[Any, Callable[[type, int], Any]], Any]
+LoadedDecoder = Callable[
+    [Any, Callable[[type, int], Any], tuple[dict[int, Any], ...]], Any
+]
 NodeSaver = Callable[[Any, dict[int, Any], sqlite3.Cursor], None]
 RowSaver = Callable[[Any, sqlite3.Cursor], Any]
 
@@ -46,6 +52,7 @@ class Codecs(NamedTuple):
     encode: Encoder
     encode_deep: Encoder
     decode: Decoder
+    decode_loaded: LoadedDecoder
     save_node: NodeSaver
     save_row: RowSaver
 
@@ -67,6 +74,7 @@ def compile_codecs(meta: ModelMeta) -> Codecs:
     }
     names = [f"v{index}" for index in range(len(meta.fields))]
     encoded, encoded_deep, encoded_saved, decoded = [], [], [], []
+    decoded_loaded, built_names = [], []
     # For each related field of a deep save: its stored id, and the saved child.
     swap_saved = []
     for index, field in enumerate(meta.fields):
@@ -81,12 +89,18 @@ def compile_codecs(meta: ModelMeta) -> Codecs:
             )
             encoded_deep.append(encoded[-1])
             encoded_saved.append(encoded[-1])
+            decoded_loaded.append(decoded[-1])
         elif field.kind is FieldKind.RELATED:
             namespace[f"related_id{index}"] = _related_id_getter(meta.name, field)
             namespace[f"model{index}"] = field.related
             encoded.append(f"related_id{index}({value})")
             decoded.append(
                 f"(ref(model{index}, {value}) if {value} is not None else None)"
+            )
+            built_names.append(f"built{index}")
+            decoded_loaded.append(
+                f"(None if {value} is None else built{index}[{value}] "
+                f"if {value} in built{index} else ref(model{index}, {value}))"
             )
             encoded_deep.append("None")
             encoded_saved.append(f"id{index}")
@@ -104,13 +118,18 @@ def compile_codecs(meta: ModelMeta) -> Codecs:
             decoded.append(value)
             encoded_deep.append(value)
             encoded_saved.append(value)
+            decoded_loaded.append(value)
     unpack = ", ".join(names) + ","
+    unpack_built = f"    {_tuple(built_names)}= built\n" if built_names else ""
     source = (
         f"def encode(row):\n    {unpack} = row\n    return ({_tuple(encoded[1:])})\n"
         f"def encode_deep(row):\n    {unpack} = row\n"
         f"    return ({_tuple(encoded_deep[1:])})\n"
         f"def decode(row, ref):\n    {unpack} = row\n"
         f"    return _new(_cls, ({_tuple(decoded)}))\n"
+        f"def decode_loaded(row, ref, built):\n    {unpack} = row\n"
+        f"{unpack_built}"
+        f"    return _new(_cls, ({_tuple(decoded_loaded)}))\n"
         f"def save_node(row, saved, cursor):\n    {unpack} = row\n"
         f"{''.join(swap_saved)}    values = ({_tuple(encoded_saved[1:])})\n"
         "    if v0 is None:\n"
@@ -131,6 +150,7 @@ def compile_codecs(meta: ModelMeta) -> Codecs:
         namespace["encode"],
         namespace["encode_deep"],
         namespace["decode"],
+        namespace["decode_loaded"],
         namespace["save_node"],
         namespace["save_row"],
     )

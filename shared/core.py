@@ -173,7 +173,7 @@ def load_related(
     cursor: sqlite3.Cursor,
     specs: Mapping[str, TableSpec],
     spec: TableSpec,
-    rows: Iterable[Row],
+    rows: Sequence[Row],
 ) -> Loaded:
     """Every row that `rows` refer to, directly or not, one query per table per level.
 
@@ -192,23 +192,21 @@ def load_related(
                 continue
             found = cursor.execute(target.select_by_ids_sql, (json.dumps(fresh),))
             fetched = found.fetchall()
-            for row in fetched:
-                seen[row[0]] = row
+            seen.update({row[0]: row for row in fetched})
             _referenced_ids(target, fetched, next_wanted)
         wanted = next_wanted
     return loaded
 
 
 def _referenced_ids(
-    spec: TableSpec, rows: Iterable[Row], into: dict[str, set[int]]
+    spec: TableSpec, rows: Sequence[Row], into: dict[str, set[int]]
 ) -> dict[str, set[int]]:
-    if not spec.references:
-        return into
-    for row in rows:
-        for column, key in spec.references:
-            row_id = row[column]
-            if row_id is not None:
-                into.setdefault(key, set()).add(row_id)
+    """Add the ids each of `rows` refers to, by the referenced spec's key."""
+    for column, key in spec.references:
+        ids = {row[column] for row in rows}
+        ids.discard(None)
+        if ids:
+            into.setdefault(key, set()).update(ids)
     return into
 
 

@@ -81,6 +81,7 @@ class ModelMeta:
             self.encode,
             self.encode_deep,
             self.decode,
+            self.decode_loaded,
             self.save_node,
             self.save_row,
         ) = compile_codecs(self)

@@ -209,13 +209,19 @@ def _build_in_reverse_load_order(
             return lazy(model, row_id)
         return row
 
-    decoders = {target.spec.key: target.decode for target in metas}
+    def built_for(target: ModelMeta) -> tuple[dict[int, Any], ...]:
+        return tuple(built_by_model[model] for _, model in target.related)
+
+    decoders = {
+        target.spec.key: (target.decode_loaded, built_for(target)) for target in metas
+    }
     try:
         for key in reversed(list(loaded)):
-            decode, into = decoders[key], built_by_key[key]
+            (decode, built), into = decoders[key], built_by_key[key]
             for row_id, values in reversed(loaded[key].items()):
-                into[row_id] = decode(values, ref)
-        results = [meta.decode(values, ref) for values in rows]
+                into[row_id] = decode(values, ref, built)
+        built = built_for(meta)
+        results = [meta.decode_loaded(values, ref, built) for values in rows]
     except Exception:
         return None
     return None if is_missed else results
