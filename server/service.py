@@ -265,14 +265,16 @@ class Server:
         self._finish_batch(router)
 
     def _receive_requests(self, router: zmq.Socket[Any], readers: ReaderPool) -> None:
+        # The loop comes here when the poll saw a message, so the first receive
+        # goes unchecked; the check after each one ends the batch when drained.
         for _ in range(self.config.max_batch):
-            if not has_message(router):
-                break
             try:
                 frames = router.recv_multipart(NOBLOCK)
             except zmq.Again:
                 break
             self._handle_message(frames, readers)
+            if not has_message(router):
+                break
 
     def _receive_authenticated_requests(
         self, router: zmq.Socket[Any], readers: ReaderPool, guard: CurveGuard
@@ -283,8 +285,6 @@ class Server:
         plain path above keeps the faster copying receive.
         """
         for _ in range(self.config.max_batch):
-            if not has_message(router):
-                break
             try:
                 frames = router.recv_multipart(NOBLOCK, copy=False)
             except zmq.Again:
@@ -294,8 +294,10 @@ class Server:
             if is_read_only is None:
                 size = sum(map(len, message))
                 self._drop(message[0], size, "sender has no known CURVE key")
-                continue
-            self._handle_message(message, readers, is_read_only)
+            else:
+                self._handle_message(message, readers, is_read_only)
+            if not has_message(router):
+                break
 
     def _finish_batch(self, router: zmq.Socket[Any]) -> None:
         if self.writer.lease is None:
