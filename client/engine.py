@@ -69,7 +69,10 @@ class RemoteEngine:
         self.curve = curve
         socket_keys = None if curve is None else curve.load()
         self._transport = Transport(address, timeout, socket_keys)
+        # Spec keys the server knows, and the metas whose keys those are (a
+        # cheap check on every call).
         self._registered: set[str] = set()
+        self._registered_metas: set[ModelMeta] = set()
         self._local = threading.local()
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -271,20 +274,25 @@ class RemoteEngine:
         except UnknownModelError:
             # The server restarted and forgot our models: teach it again, once.
             self._registered.clear()
+            self._registered_metas.clear()
             self._register(metas)
             return self._transport.request(op, args, options)
 
     def _register(self, metas: Sequence[ModelMeta]) -> None:
-        missing = [meta for meta in metas if meta.spec.key not in self._registered]
-        if not missing:
+        if self._registered_metas.issuperset(metas):
             return
-        specs = {
-            m.spec.key: m.spec for meta in missing for m in related_models(meta.model)
-        }
-        self._transport.request(
-            "register", [[spec.to_wire() for spec in specs.values()]]
-        )
-        self._registered.update(specs)
+        missing = [meta for meta in metas if meta.spec.key not in self._registered]
+        if missing:
+            specs = {
+                m.spec.key: m.spec
+                for meta in missing
+                for m in related_models(meta.model)
+            }
+            self._transport.request(
+                "register", [[spec.to_wire() for spec in specs.values()]]
+            )
+            self._registered.update(specs)
+        self._registered_metas.update(metas)
 
 
 def connect(

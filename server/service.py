@@ -51,6 +51,7 @@ REPLY_ADDRESS = "inproc://mnsp-reader-replies"
 NOBLOCK = int(zmq.NOBLOCK)
 SNDMORE = int(zmq.SNDMORE)
 EVENTS = int(zmq.EVENTS)
+RCVMORE = int(zmq.RCVMORE)
 POLLIN = int(zmq.POLLIN)
 # How often the loop looks at lease expiry and stop requests while idle.
 POLL_INTERVAL_MS = 100
@@ -269,7 +270,7 @@ class Server:
         # goes unchecked; the check after each one ends the batch when drained.
         for _ in range(self.config.max_batch):
             try:
-                frames = router.recv_multipart(NOBLOCK)
+                frames = receive_message(router)
             except zmq.Again:
                 break
             self._handle_message(frames, readers)
@@ -598,6 +599,18 @@ def has_message(sock: zmq.Socket[Any]) -> bool:
     the whole check (measured: about 15 µs per batch on a sequential client).
     """
     return bool(cast(int, sock.getsockopt(EVENTS)) & POLLIN)
+
+
+def receive_message(router: zmq.Socket[Any]) -> list[bytes]:
+    """The frames of one waiting message; zmq.Again if there is none.
+
+    A request is the sender's identity and one frame, so two receives and one
+    check usually do: half the cost of pyzmq's general recv_multipart.
+    """
+    frames = [router.recv(NOBLOCK), router.recv(NOBLOCK)]
+    while router.get(RCVMORE):
+        frames.append(router.recv(NOBLOCK))
+    return frames
 
 
 def send_reply(router: zmq.Socket[Any], identity: bytes, frame: bytes) -> None:
