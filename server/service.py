@@ -370,6 +370,11 @@ class Server:
 
     def _dispatch(self, request: Request, readers: ReaderPool) -> None:
         identity, request_id, op, args, options = request
+        if self._deferred and self._is_waiting(request_id):
+            # A re-sent copy of a request waiting behind a lease: the first one
+            # answers. Run now (the lease may have ended earlier in this batch),
+            # the copy would apply before the original, and the original again.
+            return
         try:
             if op in wire.CONTROL_OPS:
                 self._queue_reply(identity, request_id, self._control(op, args))
@@ -458,10 +463,11 @@ class Server:
                 return result
         return self.writer.write(request_id, op, args)
 
+    def _is_waiting(self, request_id: bytes) -> bool:
+        return any(d.request.request_id == request_id for d in self._deferred)
+
     def _defer(self, request: Request) -> None:
-        identity, request_id, _, _, options = request
-        if any(d.request.request_id == request_id for d in self._deferred):
-            return  # a re-sent copy of a waiting request: the first one answers
+        identity, _, _, _, options = request
         waiting = sum(1 for d in self._deferred if d.request.identity == identity)
         if waiting >= self.config.max_queued_per_client:
             raise PersisterError(
@@ -476,7 +482,12 @@ class Server:
         """begin / commit_lease / rollback_lease, and requests inside a lease."""
         identity, request_id, op, args, options = request
         if op == "begin":
-            if self.writer.lease is not None:
+            lease = self.writer.lease
+            if lease is not None and lease.token == request_id:
+                # A re-sent begin whose reply was lost: its lease is this one.
+                self._queue_reply(identity, request_id, request_id)
+                return
+            if lease is not None:
                 self._defer(request)
                 return
             self.writer.commit()

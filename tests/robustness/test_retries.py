@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 from micro_namedtuple_sqlite_persister import Engine
+from micro_namedtuple_sqlite_persister.model import get_meta
 
 from .conftest import StartServer
-from .models import Marker
-from .raw import names_stored
+from .models import SLOW_COUNT_SQL, Marker
+from .raw import call, names_stored, receive_replies, request_frame
 
 DROP_REPLIES_ENV = "MNSP_TEST_DROP_REPLIES"
 
@@ -79,3 +80,60 @@ def test_retry_reaching_a_restarted_server_gets_the_original_id_not_a_new_row(
     (saved,) = result
     assert sorted(names_stored(db_path)) == ["crossed", "earlier"]
     assert engine.find(Marker, saved.id) == saved
+
+
+@pytest.mark.timeout(60)
+def test_copy_of_a_waiting_write_in_the_batch_that_ends_the_lease_is_not_applied(
+    start_server: StartServer, clients: Any, raw_socket: Any, db_path: Path
+) -> None:
+    # A client re-sends a write that waits behind another client's transaction;
+    # the copy arrives in the same batch as the commit that ends it. The copy
+    # must not run as a new write: the waiting original is still to run.
+    start_server()
+    clients().ensure_table_created(Marker)
+    meta = get_meta(Marker)
+    holder, writer = raw_socket(), raw_socket()
+    is_ok, token = call(holder, "begin", [])
+    assert is_ok
+    waiting_id = b"waiting-write-01"
+    save = [meta.spec.key, None, list(meta.encode(Marker(None, "waiting", 1)))]
+    writer.send(request_frame("save", save, request_id=waiting_id))
+    assert receive_replies(writer, 0.3) == []  # held behind the lease
+
+    # One socket, so the server reads these in order and, as the slow query
+    # keeps it busy meanwhile, in one batch: the commit, then the copy.
+    lease = {"lease": token}
+    holder.send(request_frame("execute", [SLOW_COUNT_SQL, [1_000_000]], lease))
+    holder.send(request_frame("commit_lease", [], lease))
+    holder.send(request_frame("save", save, {"resent_s": 1.0}, waiting_id))
+
+    ended = receive_replies(holder, 10.0, max_count=2)  # the query, the commit
+    (saved,) = receive_replies(writer, 10.0, until_id=waiting_id)
+    assert [is_ok for _, is_ok, _ in ended] == [True, True]
+    assert saved[:2] == (waiting_id, True)
+    assert names_stored(db_path) == ["waiting"]
+
+
+@pytest.mark.timeout(60)
+def test_resent_begin_gets_its_own_lease_back_instead_of_waiting_for_it(
+    start_server: StartServer, clients: Any, raw_socket: Any, db_path: Path
+) -> None:
+    # Its first reply lost, a client re-sends `begin`. The copy must not wait
+    # behind the lease its original opened (and then open a second one that
+    # nobody ends, holding every write until the lease timeout).
+    start_server(lease_timeout=30)
+    other = clients()
+    other.ensure_table_created(Marker)
+    holder = raw_socket()
+    begin_id = b"begin-resent-001"
+    holder.send(request_frame("begin", [], request_id=begin_id))
+    holder.send(request_frame("begin", [], {"resent_s": 1.0}, begin_id))
+
+    replies = receive_replies(holder, 10.0, max_count=2)
+    assert replies == [(begin_id, True, begin_id), (begin_id, True, begin_id)]
+    is_ok, _ = call(holder, "commit_lease", [], lease=begin_id)
+    assert is_ok
+    started = time.monotonic()
+    other.save(Marker(None, "after", 1))
+    assert time.monotonic() - started < 5.0  # no orphan lease to wait out
+    assert names_stored(db_path) == ["after"]
