@@ -371,9 +371,9 @@ class Server:
     def _dispatch(self, request: Request, readers: ReaderPool) -> None:
         identity, request_id, op, args, options = request
         if self._deferred and self._is_waiting(request_id):
-            # A re-sent copy of a request waiting behind a lease: the first one
-            # answers. Run now (the lease may have ended earlier in this batch),
-            # the copy would apply before the original, and the original again.
+            # A re-sent copy of a request waiting behind a lease: the original
+            # answers. Were the copy run now (the lease may have ended earlier
+            # in this batch), it would be applied, and then the original again.
             return
         try:
             if op in wire.CONTROL_OPS:
