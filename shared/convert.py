@@ -14,13 +14,16 @@ itself on the hot path, and a straight-line function costs almost nothing.
   `ref` is called only for an id not in it.
 - `save_row(row, cursor)`: `Engine.save` of one row: insert (returns the row with
   its new id) or update (returns the row); related rows must have ids.
-- `save_node(row, saved, cursor)`: one row of an in-process deep save, children
-  first: stores the row with each related row's id, and puts the saved row, its
-  related rows taken from `saved`, into `saved` (id of the row object -> saved).
+- `save_tree(row, saved, cursor, depth)`: an in-process deep save of the row and
+  its unsaved related rows, children first, recursing at most `depth` rows down
+  (TreeTooDeep below that). `saved` maps id(row object) -> the row as saved; a
+  row found there is not saved again. Returns the saved row. A related row of
+  the same model (a tree) is saved by a direct call, others through their model.
 
-The two save functions run their one statement inline: a call less per row is
-what brings the Engine near hand-written sqlite3 speed. Their errors are raw
-(sqlite3's, the adapter's); `tree.explain_save_error` turns them into ours.
+The save functions run their one statement inline: a call less per row is what
+brings the Engine near hand-written sqlite3 speed. `save_row`'s errors are raw
+(sqlite3's, the adapter's), and `save_tree` wraps them in RowSaveFailed, naming
+the row; `tree.explain_save_error` turns both into ours.
 """
 
 from __future__ import annotations
@@ -37,14 +40,14 @@ from .errors import (
     ValueNotStorableError,
 )
 from .lazy import LazyRow
-from .model import FieldInfo, FieldKind, ModelMeta, is_model
+from .model import FieldInfo, FieldKind, ModelMeta, _meta, get_meta, is_model
 
 Encoder = Callable[[Any], tuple[Any, ...]]
 Decoder = Callable[[Any, Callable[[type, int], Any]], Any]
 LoadedDecoder = Callable[
     [Any, Callable[[type, int], Any], tuple[dict[int, Any], ...]], Any
 ]
-NodeSaver = Callable[[Any, dict[int, Any], sqlite3.Cursor], None]
+TreeSaver = Callable[[Any, dict[int, Any], sqlite3.Cursor, int], Any]
 RowSaver = Callable[[Any, sqlite3.Cursor], Any]
 
 
@@ -53,13 +56,38 @@ class Codecs(NamedTuple):
     encode_deep: Encoder
     decode: Decoder
     decode_loaded: LoadedDecoder
-    save_node: NodeSaver
+    save_tree: TreeSaver
     save_row: RowSaver
 
 
 # What a related field may hold that a deep save does not visit: no row, an id,
 # or a row loaded from the database (saved already).
 SAVED_ALREADY: frozenset[type] = frozenset({type(None), int, LazyRow})
+
+
+class TreeTooDeep(Exception):
+    """A deep save reached its recursion depth; finish it without recursing."""
+
+
+class RowSaveFailed(Exception):
+    """Storing `row` (of `meta`) in a deep save raised `error`."""
+
+    def __init__(self, meta: ModelMeta, row: Any, error: Exception) -> None:
+        super().__init__(meta, row, error)
+        self.meta, self.row, self.error = meta, row, error
+
+
+def _save_related(
+    row: Any, saved: dict[int, Any], cursor: sqlite3.Cursor, depth: int
+) -> Any:
+    """`save_tree` of a related row not saved yet, whatever its model."""
+    if not depth:
+        raise TreeTooDeep
+    meta = _meta.get(row.__class__)
+    if meta is None or meta.table_error is not None:
+        meta = get_meta(row.__class__)
+        meta.require_table()
+    return meta.save_tree(row, saved, cursor, depth - 1)
 
 
 def compile_codecs(meta: ModelMeta) -> Codecs:
@@ -71,6 +99,9 @@ def compile_codecs(meta: ModelMeta) -> Codecs:
         "_insert_sql": meta.spec.insert_sql,
         "_update_row": update_row,
         "_spec": meta.spec,
+        "_self": meta,
+        "_save_related": _save_related,
+        "_failed": RowSaveFailed,
     }
     names = [f"v{index}" for index in range(len(meta.fields))]
     encoded, encoded_deep, encoded_saved, decoded = [], [], [], []
@@ -110,8 +141,14 @@ def compile_codecs(meta: ModelMeta) -> Codecs:
                 f"    elif {value}.__class__ in _saved_already:\n"
                 f"        id{index} = related_id{index}({value})\n"
                 f"    else:\n"
-                f"        {value} = saved[id({value})]\n"
-                f"        id{index} = {value}[0]\n"
+                f"        done = saved.get(id({value}))\n"
+                f"        if done is None:\n"
+                f"            if {value}.__class__ is _cls and depth:\n"
+                f"                done = save_tree({value}, saved, cursor, depth - 1)\n"
+                f"            else:\n"
+                f"                done = _save_related({value}, saved, cursor, depth)\n"
+                f"        {value} = done\n"
+                f"        id{index} = done[0]\n"
             )
         else:
             encoded.append(value)
@@ -130,13 +167,17 @@ def compile_codecs(meta: ModelMeta) -> Codecs:
         f"def decode_loaded(row, ref, built):\n    {unpack} = row\n"
         f"{unpack_built}"
         f"    return _new(_cls, ({_tuple(decoded_loaded)}))\n"
-        f"def save_node(row, saved, cursor):\n    {unpack} = row\n"
-        f"{''.join(swap_saved)}    values = ({_tuple(encoded_saved[1:])})\n"
-        "    if v0 is None:\n"
-        "        v0 = cursor.execute(_insert_sql, values).lastrowid\n"
-        "    else:\n"
-        "        _update_row(cursor, _spec, v0, values)\n"
-        f"    saved[id(row)] = _new(_cls, ({_tuple(names)}))\n"
+        f"def save_tree(row, saved, cursor, depth):\n    {unpack} = row\n"
+        f"{''.join(swap_saved)}    try:\n"
+        f"        values = ({_tuple(encoded_saved[1:])})\n"
+        "        if v0 is None:\n"
+        "            v0 = cursor.execute(_insert_sql, values).lastrowid\n"
+        "        else:\n"
+        "            _update_row(cursor, _spec, v0, values)\n"
+        "    except Exception as exc:\n"
+        "        raise _failed(_self, row, exc) from exc\n"
+        f"    saved[id(row)] = new = _new(_cls, ({_tuple(names)}))\n"
+        "    return new\n"
         f"def save_row(row, cursor):\n    {unpack} = row\n"
         f"    values = ({_tuple(encoded[1:])})\n"
         "    if v0 is None:\n"
@@ -151,7 +192,7 @@ def compile_codecs(meta: ModelMeta) -> Codecs:
         namespace["encode_deep"],
         namespace["decode"],
         namespace["decode_loaded"],
-        namespace["save_node"],
+        namespace["save_tree"],
         namespace["save_row"],
     )
 

@@ -82,7 +82,7 @@ class ModelMeta:
             self.encode_deep,
             self.decode,
             self.decode_loaded,
-            self.save_node,
+            self.save_tree,
             self.save_row,
         ) = compile_codecs(self)
 

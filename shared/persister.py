@@ -27,7 +27,7 @@ from .tree import (
     build_deep,
     explain_save_error,
     related_models,
-    walk_children_first,
+    save_tree,
 )
 
 M = TypeVar("M")
@@ -92,18 +92,9 @@ class Engine:
             raise explain_save_error(meta, row, exc) from exc
 
     def _save_deep(self, root: M) -> M:
-        # Saves each row as the walk reaches it (children first), so the tree is
-        # walked once; the client sends the same walk as flat nodes instead.
-        saved: dict[int, Any] = {}
-        cursor = self._cursor
+        # The client sends the same children-first order as flat nodes instead.
         with self._savepoint():
-            for row in walk_children_first(root):
-                meta = _meta[row.__class__]
-                try:
-                    meta.save_node(row, saved, cursor)
-                except Exception as exc:
-                    raise explain_save_error(meta, row, exc) from exc
-        return saved[id(root)]  # type: ignore[no-any-return]
+            return save_tree(root, {}, self._cursor)  # type: ignore[no-any-return]
 
     def save_many(self, rows: Sequence[M], deep: bool = False) -> list[M]:
         """Save every row (as `save` does) atomically: all are written, or none."""

@@ -10,7 +10,12 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .convert import SAVED_ALREADY, explain_encode_error
+from .convert import (
+    SAVED_ALREADY,
+    RowSaveFailed,
+    TreeTooDeep,
+    explain_encode_error,
+)
 from .core import Loaded, Node, Row, missing_table_error, not_storable_error
 from .errors import PersisterError
 from .model import ModelMeta, _meta, get_meta, is_model
@@ -45,6 +50,36 @@ def walk_children_first(root: Any) -> list[Any]:
                 stack.append(child)
     order.reverse()
     return order
+
+
+# How deep a deep save recurses before it finishes with the iterative walk: far
+# below Python's recursion limit (1,000), whatever the caller's own stack uses.
+RECURSION_DEPTH = 64
+
+
+def save_tree(root: Any, saved: dict[int, Any], cursor: sqlite3.Cursor) -> Any:
+    """In-process deep save of `root`'s tree, children first; the saved root.
+
+    `saved` maps id(row object) -> the row as saved. Each model's generated
+    `save_tree` recurses into the related rows, at most RECURSION_DEPTH deep, as
+    most trees are: walking and saving in one pass is what keeps a deep save
+    near hand-written speed. A deeper tree is finished in `walk_children_first`
+    order, skipping the rows saved already. The caller holds a savepoint, so an
+    error part way leaves nothing behind.
+    """
+    meta = _table_meta(root, {})
+    try:
+        try:
+            return meta.save_tree(root, saved, cursor, RECURSION_DEPTH)
+        except TreeTooDeep:
+            for row in walk_children_first(root):
+                if id(row) not in saved:
+                    # Children come first: no related row is left to recurse into.
+                    _meta[row.__class__].save_tree(row, saved, cursor, 0)
+            return saved[id(root)]
+    except RowSaveFailed as failed:
+        error = explain_save_error(failed.meta, failed.row, failed.error)
+        raise error from failed.error
 
 
 def _walk_post_order(root: Any, metas: dict[type, ModelMeta]) -> Iterator[Any]:
@@ -86,7 +121,7 @@ def encode_deep_checked(meta: ModelMeta, row: Any) -> list[Any]:
 
 
 def explain_save_error(meta: ModelMeta, row: Any, exc: Exception) -> Exception:
-    """A clear error for a row `meta.save_row` or `meta.save_node` failed on."""
+    """A clear error for a row `meta.save_row` or `meta.save_tree` failed on."""
     if isinstance(exc, PersisterError):  # raised with its explanation already
         return exc
     try:

@@ -138,6 +138,25 @@ def test_chain_5000_deep_saves_and_loads_deep(parts: Engine) -> None:
     assert count_rows(parts.connection, "Part") == CHAIN_LENGTH
 
 
+def test_deep_chain_sharing_one_leaf_saves_every_row_once(parts: Engine) -> None:
+    # Deeper than the recursion a deep save starts with, so it finishes with the
+    # walk; the rows it saved before that, the shared leaf first, are not saved
+    # again.
+    leaf = Part(None, "shared leaf", 0.0, None, None)
+    chain = None
+    for i in reversed(range(300)):
+        chain = Part(None, f"link{i}", float(i), chain, leaf)
+
+    saved = parts.save(chain, deep=True)
+
+    assert count_rows(parts.connection, "Part") == 301
+    assert chain_names(saved) == [f"link{i}" for i in range(300)]
+    assert {part.child_b.id for part in walk(saved) if part.child_b} == {
+        saved.child_b.id
+    }
+    assert parts.find(Part, saved.id, deep=True) == saved
+
+
 def test_chain_loads_deep_with_one_query_per_level(parts: Engine, statements) -> None:
     saved = parts.save(build_chain(CHAIN_LENGTH), deep=True)
     statements.clear()
