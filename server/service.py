@@ -18,7 +18,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import IO, Any, NamedTuple, cast
 from urllib.parse import urlsplit
@@ -57,6 +57,8 @@ POLLIN = int(zmq.POLLIN)
 POLL_INTERVAL_MS = 100
 READS_IN_LEASE = frozenset({"find", "find_by"})
 DROP_REPLIES_ENV = "MNSP_TEST_DROP_REPLIES"
+# How many failed writes the server remembers for clients' re-sends.
+FAILED_WRITES_KEPT = 10_000
 
 
 @dataclass
@@ -130,6 +132,9 @@ class Server:
         self._reading: set[bytes] = set()
         # Reads each client has on the readers, queued or running, by identity.
         self._reads_by_client: dict[bytes, int] = {}
+        # Recent writes that failed, by request id, oldest first: a re-send of
+        # one gets the same error (see "Retries" in server/DESIGN.md).
+        self._failed_writes: OrderedDict[bytes, BaseException] = OrderedDict()
         self._replies: list[tuple[bytes, bytes]] = []
         self._replies_to_drop = replies_to_drop_for_tests()
         self._context: zmq.Context[Any] = zmq.Context()
@@ -315,6 +320,8 @@ class Server:
         """
         log.error("transaction rolled back, writes lost reason=%s", exc.cause)
         error = explain_error(exc.cause)
+        for request_id in exc.lost:
+            self._remember_failure(request_id, error)
         failed = []
         for identity, frame in self._replies:
             request_id = wire.decode_reply(frame)[0]
@@ -391,9 +398,20 @@ class Server:
             self._fail_writes(exc)
             # Only the lease's requests write while it is held: it is gone too.
             self.writer.lease = None
-            self._queue_error(identity, request_id, explain_error(exc.cause))
+            self._fail(request, explain_error(exc.cause))
         except Exception as exc:
-            self._queue_error(identity, request_id, explain_error(exc))
+            self._fail(request, explain_error(exc))
+
+    def _fail(self, request: Request, error: BaseException) -> None:
+        """Answer `request` with `error`; remember it if the request was a write."""
+        if request.op in wire.WRITE_OPS:
+            self._remember_failure(request.request_id, error)
+        self._queue_error(request.identity, request.request_id, error)
+
+    def _remember_failure(self, request_id: bytes, error: BaseException) -> None:
+        self._failed_writes[request_id] = error
+        if len(self._failed_writes) > FAILED_WRITES_KEPT:
+            self._failed_writes.popitem(last=False)
 
     def _submit_read(
         self,
@@ -451,12 +469,19 @@ class Server:
         self._queue_reply(identity, request_id, result)
 
     def _write_once(self, request: Request) -> Any:
-        """Apply a write, unless it is a re-send of one applied already."""
+        """Apply a write, unless it is a re-send of one applied or failed already.
+
+        A re-send of a failed write fails the same way: its client may have
+        been told so already, and a write it was told failed must not be stored.
+        """
         _, request_id, op, args, options = request
         resent_s = options.get("resent_s")
         if resent_s is not None:
             if not isinstance(resent_s, int | float) or resent_s < 0:
                 raise ProtocolError("resent_s must be a number of seconds")
+            failure = self._failed_writes.get(request_id)
+            if failure is not None:
+                raise failure
             is_applied, result = self.writer.applied_result(request_id, resent_s)
             if is_applied:
                 log.debug("re-sent request answered from the record op=%s", op)

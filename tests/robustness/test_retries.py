@@ -137,3 +137,30 @@ def test_resent_begin_gets_its_own_lease_back_instead_of_waiting_for_it(
     other.save(Marker(None, "after", 1))
     assert time.monotonic() - started < 5.0  # no orphan lease to wait out
     assert names_stored(db_path) == ["after"]
+
+
+@pytest.mark.timeout(60)
+def test_resent_write_that_failed_fails_again_instead_of_being_applied(
+    start_server: StartServer, clients: Any, raw_socket: Any, db_path: Path
+) -> None:
+    # The client re-sends a write it got no reply to yet; the original fails
+    # (here: a table missing), its error reaches the client, and the copy
+    # arrives after the cause went away. The copy must fail the same way: the
+    # client was told the write failed, so it must not be stored.
+    start_server()
+    engine = clients()
+    engine.ensure_table_created(Marker)
+    sock = raw_socket()
+    write_id = b"failing-write-01"
+    sql = "INSERT INTO Marker (name, worker) SELECT 'late', 1 FROM Gate"
+    sock.send(request_frame("execute", [sql, []], request_id=write_id))
+    ((_, is_ok, error),) = receive_replies(sock, 10.0, until_id=write_id)
+    assert not is_ok and "no such table: Gate" in error[1]
+    engine.query(Marker, "CREATE TABLE Gate (open INTEGER)")
+    engine.query(Marker, "INSERT INTO Gate VALUES (1)")
+
+    sock.send(request_frame("execute", [sql, []], {"resent_s": 1.0}, write_id))
+
+    ((_, is_ok, again),) = receive_replies(sock, 10.0, until_id=write_id)
+    assert (is_ok, again) == (False, error)
+    assert names_stored(db_path) == []

@@ -149,8 +149,12 @@ def clients(server: ServerProcess) -> Iterator[list[RemoteEngine]]:
         engine.close()
 
 
-def run_in_threads(calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run each call in its own thread; its result or the exception it raised."""
+def run_in_threads(calls: list[Callable[[], Any]], stagger_s: float = 0.0) -> list[Any]:
+    """Run each call in its own thread; its result or the exception it raised.
+
+    With `stagger_s`, each thread starts that long after the one before, so
+    their requests reach the server in order.
+    """
     results: list[Any] = [None] * len(calls)
 
     def run(index: int) -> None:
@@ -162,6 +166,7 @@ def run_in_threads(calls: list[Callable[[], Any]]) -> list[Any]:
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
     for thread in threads:
         thread.start()
+        time.sleep(stagger_s)
     for thread in threads:
         thread.join(60)
     assert not any(thread.is_alive() for thread in threads)
@@ -219,15 +224,23 @@ def test_disk_full_mid_batch_fails_every_write_of_the_batch_and_stores_none(
     # Needs many new pages: SQLite answers "disk full" and, as it does for that
     # error, rolls back the whole transaction, with the small saves before it.
     calls.append(lambda: clients[3].save(Team(None, "x" * 300_000, big)))
+    for engine in clients[:4]:
+        engine.ensure_table_created(Team)  # each save below is then one request
 
     results: list[Any] = []
-    runner = threading.Thread(target=lambda: results.extend(run_in_threads(calls)))
+    # The big save must run after the small ones: staggered, they wait behind
+    # the transaction in the order they were sent.
+    runner = threading.Thread(
+        target=lambda: results.extend(run_in_threads(calls, stagger_s=0.1))
+    )
     with client.transaction():
         # Inside a transaction a query runs on the writer's connection.
         set_limit = f"PRAGMA max_page_count = {pages + 2}"
         assert client.query(PageLimit, set_limit).fetchall() == [(pages + 2,)]
         runner.start()
-        time.sleep(0.5)  # every save now waits for this transaction, in one batch
+        # Every save now waits for this transaction, to run in one batch; under
+        # the client's first re-send (1 s), which would make it a retry test.
+        time.sleep(0.8)
 
     runner.join(60)
     assert all(isinstance(result, sqlite3.OperationalError) for result in results)
